@@ -1,0 +1,52 @@
+// swift-tools-version:5.9
+// rada: RAda fine-tuning of CLIP in Swift, data-parallel over MPI.
+// Module layout (dependencies point down only, see README "Architecture"):
+//   rada (CLI) -> Training -> {CLIP, RAda, Data, Distributed} -> {Kernels, Tensor} -> {COpenBLAS, CMPI, CSupport}
+import PackageDescription
+
+// Hot loops need FMA/AVX code and no errno on sqrt; see README "Performance" for the portable build.
+let fastMath: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-fno-math-errno"])]
+
+let package = Package(
+  name: "rada",
+  platforms: [.macOS(.v13)],
+  products: [.executable(name: "rada", targets: ["rada"])],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    .package(url: "https://github.com/jpsim/Yams", from: "5.0.0"),
+  ],
+  targets: [
+    // C system libraries and shims.
+    .systemLibrary(name: "CMPI", pkgConfig: "ompi-c",
+                   providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
+    .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
+                   providers: [.apt(["libopenblas-dev"])]),
+    .target(name: "CSupport", linkerSettings: [.linkedLibrary("openblas"), .linkedLibrary("png16"),
+                                               .linkedLibrary("jpeg"), .linkedLibrary("z")]),
+
+    // Swift modules, lowest first.
+    .target(name: "Tensor", dependencies: ["CSupport"], swiftSettings: fastMath),
+    .target(name: "Kernels", dependencies: ["Tensor", "COpenBLAS", "CSupport"], swiftSettings: fastMath),
+    .target(name: "Distributed", dependencies: ["Tensor", "CMPI", "CSupport"], swiftSettings: fastMath),
+    .target(name: "CLIP", dependencies: ["Tensor", "Kernels", "CSupport"],
+            resources: [.copy("Resources/bpe_simple_vocab_16e6.txt.gz")], swiftSettings: fastMath),
+    .target(name: "RAda", dependencies: ["Tensor", "Kernels"], swiftSettings: fastMath),
+    .target(name: "Data", dependencies: ["Tensor", "CLIP", "CSupport"], swiftSettings: fastMath),
+    .target(name: "Training", dependencies: ["Tensor", "Kernels", "CLIP", "RAda", "Data", "Distributed",
+                                             .product(name: "Yams", package: "Yams")],
+            swiftSettings: fastMath),
+    .executableTarget(name: "rada", dependencies: ["Training", "Distributed", "Kernels", "CLIP", "RAda", "Data",
+                                                   "Tensor", "CSupport",
+                                                   .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                      swiftSettings: fastMath),
+
+    // One test target per module. Fixtures live beside the tests that read them.
+    .testTarget(name: "TensorTests", dependencies: ["Tensor"], resources: [.copy("Fixtures")]),
+    .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Tensor"]),
+    .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Tensor"]),
+    .testTarget(name: "CLIPTests", dependencies: ["CLIP", "Kernels", "Tensor"], resources: [.copy("Fixtures")]),
+    .testTarget(name: "RAdaTests", dependencies: ["RAda", "Kernels", "Tensor"], resources: [.copy("Fixtures")]),
+    .testTarget(name: "DataTests", dependencies: ["Data", "CLIP", "Tensor"]),
+    .testTarget(name: "TrainingTests", dependencies: ["Training", "RAda", "CLIP", "Data", "Distributed", "Tensor"]),
+  ]
+)

@@ -1,0 +1,3 @@
+// CLIP module: see README "Architecture". Filled in by its issue.
+import Tensor
+import Kernels

@@ -1,0 +1,1 @@
+// Data module: see README "Architecture". Filled in by its issue.

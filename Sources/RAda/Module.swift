@@ -1,0 +1,1 @@
+// RAda module: see README "Architecture". Filled in by its issue.

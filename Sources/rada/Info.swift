@@ -1,0 +1,55 @@
+// `rada info`: what a user runs first on a new cluster. Every rank reports its host, rank layout, MPI
+// library, OpenBLAS kernel and threads, CPU flags and a measured sgemm speed with the self-check result;
+// the coordinator prints one table.
+import ArgumentParser
+import Distributed
+import Foundation
+import Kernels
+import Training
+
+struct Info: ParsableCommand {
+  static let configuration = CommandConfiguration(abstract: "Show ranks, MPI, OpenBLAS kernel and measured sgemm speed.")
+
+  @OptionGroup var runtime: RuntimeOptions
+  @Option(help: "Matrix size for the sgemm measurement.") var gemmSize = 1024
+  @Flag(help: "Print one JSON object per rank instead of the table.") var json = false
+
+  struct Row: Codable {
+    var host: String, rank: Int, size: Int, localRank: Int, localSize: Int, mpi: String
+    var blasCore: String, blasOriginalCore: String, blasForced: String, blasThreads: Int
+    var cpu: String, cpuFlags: [String], gflops: Double, selfCheckError: Float, selfCheckPassed: Bool
+  }
+
+  func run() throws {
+    let report = try Runtime.start(requestedThreads: runtime.threads)
+    let world = try makeCollective()
+    let gflops = BLASRuntime.measureGFLOPS(size: gemmSize)
+    let row = Row(host: world.hostName, rank: world.rank, size: world.size, localRank: world.localRank,
+                  localSize: world.localSize, mpi: world.libraryVersion, blasCore: report.blas.coreName,
+                  blasOriginalCore: report.blas.originalCoreName, blasForced: report.blas.forcedCoreType,
+                  blasThreads: BLASRuntime.threads, cpu: CPUInfo.model(), cpuFlags: CPUInfo.features(),
+                  gflops: gflops, selfCheckError: report.selfCheckError, selfCheckPassed: report.selfCheckError < 1e-4)
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    let rows = try world.allGather(string: String(decoding: try encoder.encode(row), as: UTF8.self))
+    guard world.isCoordinator else { return }
+    if json { rows.forEach { print($0) }; return }
+    let decoded = try rows.map { try JSONDecoder().decode(Row.self, from: Data($0.utf8)) }
+    print("rada info: \(decoded.count) rank(s), \(decoded[0].mpi)")
+    print(pad("rank", 5) + pad("host", 16) + pad("local", 7) + pad("blas core", 22) + pad("thr", 4)
+          + pad("sgemm GFLOP/s", 15) + "self-check")
+    for r in decoded {
+      let core = r.blasForced.isEmpty ? r.blasCore : "\(r.blasCore) (was \(r.blasOriginalCore))"
+      print(pad("\(r.rank)", 5) + pad(r.host, 16) + pad("\(r.localRank)/\(r.localSize)", 7) + pad(core, 22)
+            + pad("\(r.blasThreads)", 4) + pad(String(format: "%.1f", r.gflops), 15)
+            + (r.selfCheckPassed ? "ok" : "FAILED") + String(format: " (max rel err %.1e)", r.selfCheckError))
+    }
+    print("cpu: \(decoded[0].cpu), flags: \(decoded[0].cpuFlags.joined(separator: " "))")
+    let total = decoded.reduce(0) { $0 + $1.gflops }
+    print(String(format: "total sgemm: %.1f GFLOP/s over %d rank(s)", total, decoded.count))
+  }
+}
+
+func pad(_ s: String, _ width: Int) -> String {
+  s.count >= width ? s + " " : s + String(repeating: " ", count: width - s.count)
+}
