@@ -31,10 +31,12 @@ struct SelfTest: ParsableCommand {
     static let configuration = CommandConfiguration(
       abstract: "Raise an error on one rank while the others wait in a collective.")
     @Option(help: "The rank that fails.") var rank = 1
+    @Flag(help: "Die by SIGKILL instead of raising an error (a lost process).") var kill = false
     func run() throws {
       let world = try makeCollective()
       if world.rank == rank {
         Thread.sleep(forTimeInterval: 0.2)
+        if kill { Foundation.kill(getpid(), SIGKILL) }
         world.abort(code: 3, message: "injected failure on rank \(rank) (rada selftest fail); all ranks stop now")
       }
       // The other ranks block here; MPI_Abort from the failing rank must end them.

@@ -1,0 +1,90 @@
+// The run directory (DESIGN.md "Run directory"): config.resolved.yaml, world.json, metrics.jsonl, log.txt,
+// checkpoints/, final head/model files. Only the coordinator writes here. A directory that already holds a run
+// is refused unless resuming, so a finished result is never overwritten by accident.
+import Foundation
+import Tensor
+
+public enum RunDirectoryError: Error, CustomStringConvertible {
+  case alreadyHoldsRun(String)
+  case cannotCreate(String, reason: String)
+  case nothingToResume(String)
+
+  public var description: String {
+    switch self {
+    case let .alreadyHoldsRun(path):
+      return "\(path) already holds a run (metrics.jsonl or checkpoints exist). Pass --resume auto to continue it, "
+        + "or choose another --run-dir."
+    case let .cannotCreate(path, reason): return "cannot create run directory \(path): \(reason). Check the path and permissions."
+    case let .nothingToResume(path): return "--resume: \(path) has no complete checkpoint to resume from."
+    }
+  }
+}
+
+public struct RunDirectory {
+  public let path: String
+  public var url: URL { URL(fileURLWithPath: path) }
+  public var metricsPath: String { path + "/metrics.jsonl" }
+  public var checkpointsPath: String { path + "/checkpoints" }
+
+  public init(path: String) { self.path = path }
+
+  /// True when the directory already contains a run's output.
+  public var holdsRun: Bool {
+    let fm = FileManager.default
+    return fm.fileExists(atPath: metricsPath) || fm.fileExists(atPath: checkpointsPath)
+      || fm.fileExists(atPath: path + "/config.resolved.yaml")
+  }
+
+  /// Creates the directory (and checkpoints/). Refuses an existing run unless `resuming`.
+  public func prepare(resuming: Bool) throws {
+    if holdsRun && !resuming { throw RunDirectoryError.alreadyHoldsRun(path) }
+    do {
+      try FileManager.default.createDirectory(atPath: checkpointsPath, withIntermediateDirectories: true)
+    } catch {
+      throw RunDirectoryError.cannotCreate(path, reason: error.localizedDescription)
+    }
+  }
+
+  public func file(_ name: String) -> String { path + "/" + name }
+
+  /// Writes a small text file atomically (temporary name, fsync, rename).
+  public func writeAtomically(_ name: String, _ text: String) throws {
+    try Tensor.writeAtomically(Data(text.utf8), to: file(name))
+  }
+}
+
+/// metrics.jsonl: one JSON object per line, appended and flushed per line so a crash loses at most one line.
+public final class MetricsLog {
+  private let handle: FileHandle?
+
+  /// `enabled` is false on non-coordinator ranks (they log nothing).
+  public init(path: String, enabled: Bool) throws {
+    guard enabled else { handle = nil; return }
+    if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+    handle = FileHandle(forWritingAtPath: path)
+    handle?.seekToEndOfFile()
+  }
+
+  /// Appends one line; keys are sorted for stable files; non-finite numbers are written as null.
+  public func append(_ values: [String: Any]) {
+    guard let handle else { return }
+    let clean = values.mapValues { value -> Any in
+      if let d = value as? Double, !d.isFinite { return NSNull() }
+      if let f = value as? Float, !f.isFinite { return NSNull() }
+      return value
+    }
+    guard let data = try? JSONSerialization.data(withJSONObject: clean, options: [.sortedKeys]) else { return }
+    handle.write(data + Data("\n".utf8))
+    handle.synchronizeFile()
+  }
+
+  deinit { handle?.closeFile() }
+
+  /// Reads a metrics file back (for resume, reports and tests).
+  public static func read(path: String) -> [[String: Any]] {
+    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
+    return text.split(separator: "\n").compactMap {
+      (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
+    }
+  }
+}

@@ -1,0 +1,280 @@
+// The training configuration: Codable sections grouped by concern. Load order: in-code defaults, then a YAML
+// file (--config), then command-line flags, then `--set a.b=value` overrides. Unknown keys are errors. The
+// property names ARE the YAML keys and the --set paths. Defaults follow the RAda reference's train.py and its
+// base-to-new config (Adam, lr 3.5e-3, weight decay 5e-4, cosine with one constant warm-up epoch at 1e-5,
+// batch 4, 5 epochs, temperature 1, alpha 0 (its command-line default)).
+import Foundation
+import Yams
+
+public struct TrainConfig: Codable, Equatable {
+  public struct Model: Codable, Equatable {
+    /// HF folder, open_clip folder, or a bare .safetensors with OpenAI/open_clip names.
+    public var path = ""
+    /// Fixed logit scale s for the head (linear, e.g. 100); nil = exp of the model's own logit_scale.
+    public var logitScale: Double?
+  }
+  public struct DataSection: Codable, Equatable {
+    /// Dataset spec, e.g. imagefolder:PATH, manifest:FILE.csv, coop:ROOT:oxford_pets.
+    public var train = ""
+    public var eval: String?
+    public var shots: Int?
+    public var splitSeed = 1
+    /// base | new | all (CoOp's subsample_classes).
+    public var subsample = "all"
+    /// Random resized crop + flip for training images; off = center crop (and features can be cached).
+    public var augment = true
+    public var skipBadSamples = false
+    public var loaderThreads = 1
+    public var prefetchBatches = 2
+  }
+  public struct RAdaSection: Codable, Equatable {
+    /// Weight of the mask regulariser α·mean_b max|mask−1|.
+    public var alpha = 0.0
+    /// Softmax temperature of the head's attention maps.
+    public var temperature = 1.0
+    /// linf (the paper's) or mse.
+    public var maskLoss = "linf"
+    public var templates = ["a photo of a {}."]
+    /// A head checkpoint (.safetensors in the reference names) to start from; nil = zero-initialised out_proj.
+    public var headInit: String?
+  }
+  public struct Optim: Codable, Equatable {
+    /// sgd | adam | adamw
+    public var name = "adam"
+    public var lr = 3.5e-3
+    public var momentum = 0.9
+    public var nesterov = false
+    public var weightDecay = 5e-4
+    public var beta1 = 0.9
+    public var beta2 = 0.999
+    public var eps = 1e-8
+    /// Global gradient-norm clipping (0 = off); FFT uses it.
+    public var clipGradNorm = 0.0
+  }
+  public struct Schedule: Codable, Equatable {
+    /// constant | cosine
+    public var name = "cosine"
+    /// Linear warm-up steps from 0 (0 = none).
+    public var warmupSteps = 0
+    /// Dassl's constant warm-up: this many steps at `warmupLR` before the schedule starts (0 = none).
+    public var constantWarmupSteps = 0
+    public var warmupLR = 1e-5
+  }
+  public struct FFT: Codable, Equatable {
+    /// Weight of the FLYP contrastive loss between images and their class captions.
+    public var contrastiveWeight = 1.0
+    public var lockImageTower = false
+    public var lockTextTower = false
+    /// Gradient allreduce bucket size in MB (FFT).
+    public var bucketMB = 25.0
+  }
+  public struct Run: Codable, Equatable {
+    public var dir = ""
+    /// Global batch (all ranks, all accumulation micro-steps).
+    public var batchSize = 4
+    public var steps: Int?
+    public var epochs: Int?
+    /// Micro-batches per optimiser step (global batch = ranks x micro-batch x accumulation).
+    public var accumulation = 1
+    public var seed = 1
+    public var shuffle = true
+    public var evalEvery = 0
+    public var checkpointEvery = 0
+    public var keepCheckpoints = 3
+    public var logEvery = 10
+    /// Metric that selects the best checkpoint, and whether higher is better.
+    public var bestMetric = "val/top1"
+    public var bestMode = "max"
+    /// Seconds a collective may block before the watchdog ends the job (0 = off).
+    public var collectiveTimeout = 600.0
+    /// stop | skip: what a NaN/Inf loss or gradient does.
+    public var nonFinite = "stop"
+    /// Steps between cross-rank parameter checksums (0 = off).
+    public var checksumEvery = 100
+  }
+
+  /// eft | fft
+  public var setting = "eft"
+  public var model = Model()
+  public var data = DataSection()
+  public var rada = RAdaSection()
+  public var optim = Optim()
+  public var schedule = Schedule()
+  public var fft = FFT()
+  public var run = Run()
+
+  public init() {}
+}
+
+public enum ConfigError: Error, CustomStringConvertible {
+  case unknownKey(String, valid: [String])
+  case badValue(key: String, value: String, reason: String)
+  case unreadable(path: String, reason: String)
+  case invalid(String)
+
+  public var description: String {
+    switch self {
+    case let .unknownKey(key, valid):
+      let close = valid.filter { $0.hasSuffix("." + (key.split(separator: ".").last.map(String.init) ?? key)) || $0 == key }
+      return "unknown config key '\(key)'" + (close.isEmpty ? "" : " (did you mean \(close.joined(separator: " or "))?)")
+        + ". Valid keys: \(valid.joined(separator: ", "))."
+    case let .badValue(key, value, reason): return "config key '\(key)' = '\(value)': \(reason)."
+    case let .unreadable(path, reason): return "cannot read config \(path): \(reason)."
+    case let .invalid(message): return message
+    }
+  }
+}
+
+extension TrainConfig {
+  /// Every settable key path ("optim.lr", "run.steps", ...), including optional ones that are nil by default.
+  public static var validKeys: [String] {
+    var keys: [String] = []
+    func walk(_ value: Any, prefix: String) {
+      for child in Mirror(reflecting: value).children {
+        guard let label = child.label else { continue }
+        let path = prefix.isEmpty ? label : prefix + "." + label
+        let mirror = Mirror(reflecting: child.value)
+        if mirror.displayStyle == .struct { walk(child.value, prefix: path) } else { keys.append(path) }
+      }
+    }
+    walk(TrainConfig(), prefix: "")
+    return keys
+  }
+
+  /// Loads a YAML file on top of `self`; unknown keys are errors.
+  public mutating func merge(yaml text: String, source: String) throws {
+    guard let loaded = try Yams.load(yaml: text) else { return }
+    guard let tree = loaded as? [String: Any] else {
+      throw ConfigError.unreadable(path: source, reason: "the top level must be a mapping of sections")
+    }
+    for (key, value) in flatten(tree, prefix: "") { try set(key, yamlValue: value) }
+  }
+
+  public mutating func merge(file path: String) throws {
+    guard let data = FileManager.default.contents(atPath: path) else {
+      throw ConfigError.unreadable(path: path, reason: "no such file")
+    }
+    do { try merge(yaml: String(decoding: data, as: UTF8.self), source: path) } catch let error as ConfigError {
+      throw error
+    } catch {
+      throw ConfigError.unreadable(path: path, reason: "\(error)")
+    }
+  }
+
+  /// Applies one `key=value` override; the value is parsed as a YAML scalar or list.
+  public mutating func apply(override: String) throws {
+    guard let eq = override.firstIndex(of: "=") else {
+      throw ConfigError.badValue(key: override, value: "", reason: "expected key=value, e.g. --set optim.lr=1e-3")
+    }
+    let key = String(override[..<eq]).trimmingCharacters(in: .whitespaces)
+    let text = String(override[override.index(after: eq)...])
+    let value = (try? Yams.load(yaml: text)) ?? text
+    try set(key, yamlValue: value ?? NSNull())
+  }
+
+  private func flatten(_ tree: [String: Any], prefix: String) -> [(String, Any)] {
+    tree.sorted { $0.key < $1.key }.flatMap { key, value -> [(String, Any)] in
+      let path = prefix.isEmpty ? key : prefix + "." + key
+      if let sub = value as? [String: Any] { return flatten(sub, prefix: path) }
+      return [(path, value)]
+    }
+  }
+
+  /// Sets one key from a parsed YAML value by round-tripping the config through a JSON object.
+  public mutating func set(_ key: String, yamlValue: Any) throws {
+    let valid = TrainConfig.validKeys
+    guard valid.contains(key) else { throw ConfigError.unknownKey(key, valid: valid) }
+    let encoded = try JSONSerialization.jsonObject(with: JSONEncoder().encode(self)) as! [String: Any]
+    var tree = encoded
+    let parts = key.split(separator: ".").map(String.init)
+    func assign(_ node: inout [String: Any], _ path: ArraySlice<String>) {
+      if path.count == 1 { node[path.first!] = yamlValue is NSNull ? nil : jsonCompatible(yamlValue); return }
+      var child = node[path.first!] as? [String: Any] ?? [:]
+      assign(&child, path.dropFirst())
+      node[path.first!] = child
+    }
+    assign(&tree, parts[...])
+    do {
+      self = try JSONDecoder().decode(TrainConfig.self, from: JSONSerialization.data(withJSONObject: tree))
+    } catch {
+      throw ConfigError.badValue(key: key, value: "\(yamlValue)", reason: "wrong type for this key (\(typeName(of: key)))")
+    }
+  }
+
+  private func typeName(of key: String) -> String {
+    var value: Any = self
+    for part in key.split(separator: ".") {
+      guard let child = Mirror(reflecting: value).children.first(where: { $0.label == String(part) }) else { return "?" }
+      value = child.value
+    }
+    return "\(type(of: value))".replacingOccurrences(of: "Optional<", with: "").replacingOccurrences(of: ">", with: "?")
+  }
+
+  /// The resolved config as YAML (saved as config.resolved.yaml in the run directory).
+  public func yaml() throws -> String { try YAMLEncoder().encode(self) }
+
+  public static func load(yaml text: String) throws -> TrainConfig {
+    var config = TrainConfig()
+    try config.merge(yaml: text, source: "<string>")
+    return config
+  }
+}
+
+/// YAML scalars arrive as Int/Double/Bool/String (or lists); JSONSerialization needs Foundation types.
+private func jsonCompatible(_ value: Any) -> Any {
+  switch value {
+  case let list as [Any]: return list.map(jsonCompatible)
+  case let map as [String: Any]: return map.mapValues(jsonCompatible)
+  case let v as Int: return NSNumber(value: v)
+  case let v as Double: return NSNumber(value: v)
+  case let v as Bool: return NSNumber(value: v)
+  case let v as String: return v
+  default: return "\(value)"
+  }
+}
+
+extension TrainConfig {
+  /// Refuses bad values before any work starts; `ranks` is the world size.
+  public func validate(ranks: Int) throws {
+    func bad(_ key: String, _ value: Any, _ reason: String) -> ConfigError {
+      .badValue(key: key, value: "\(value)", reason: reason)
+    }
+    guard ["eft", "fft"].contains(setting) else { throw bad("setting", setting, "use eft or fft (TTT runs with `rada ttt`)") }
+    guard !model.path.isEmpty else { throw bad("model.path", "", "give --model PATH (HF folder, open_clip folder or .safetensors)") }
+    guard !data.train.isEmpty else { throw bad("data.train", "", "give --train DATA, e.g. imagefolder:PATH") }
+    guard optim.lr >= 0, optim.lr.isFinite else { throw bad("optim.lr", optim.lr, "the learning rate must be a finite number >= 0") }
+    guard ["sgd", "adam", "adamw"].contains(optim.name) else { throw bad("optim.name", optim.name, "use sgd, adam or adamw") }
+    guard optim.weightDecay >= 0 else { throw bad("optim.weightDecay", optim.weightDecay, "must be >= 0") }
+    guard optim.momentum >= 0 && optim.momentum < 1 else { throw bad("optim.momentum", optim.momentum, "must be in [0, 1)") }
+    guard ["constant", "cosine"].contains(schedule.name) else { throw bad("schedule.name", schedule.name, "use constant or cosine") }
+    guard schedule.warmupSteps >= 0, schedule.constantWarmupSteps >= 0 else {
+      throw bad("schedule.warmupSteps", schedule.warmupSteps, "must be >= 0")
+    }
+    guard ["linf", "mse"].contains(rada.maskLoss) else { throw bad("rada.maskLoss", rada.maskLoss, "use linf or mse") }
+    guard rada.temperature > 0 else { throw bad("rada.temperature", rada.temperature, "must be > 0") }
+    guard rada.alpha >= 0 else { throw bad("rada.alpha", rada.alpha, "must be >= 0") }
+    guard !rada.templates.isEmpty else { throw bad("rada.templates", "[]", "give at least one template") }
+    for t in rada.templates where !t.contains("{}") {
+      throw bad("rada.templates", t, "a template needs {} where the class name goes, e.g. \"a photo of a {}.\"")
+    }
+    guard ["all", "base", "new"].contains(data.subsample) else { throw bad("data.subsample", data.subsample, "use base, new or all") }
+    if let shots = data.shots, shots < 1 { throw bad("data.shots", shots, "must be >= 1") }
+    guard run.batchSize >= 1 else { throw bad("run.batchSize", run.batchSize, "must be >= 1") }
+    guard run.accumulation >= 1 else { throw bad("run.accumulation", run.accumulation, "must be >= 1") }
+    guard run.batchSize % (ranks * run.accumulation) == 0 else {
+      throw bad("run.batchSize", run.batchSize, "the global batch must divide over \(ranks) rank(s) x \(run.accumulation) "
+                + "accumulation step(s); use a multiple of \(ranks * run.accumulation)")
+    }
+    if let steps = run.steps, steps < 0 { throw bad("run.steps", steps, "must be >= 0") }
+    if let epochs = run.epochs, epochs < 0 { throw bad("run.epochs", epochs, "must be >= 0") }
+    guard run.steps != nil || run.epochs != nil else { throw bad("run.steps", "none", "give --steps N or --epochs N") }
+    guard run.steps == nil || run.epochs == nil else { throw bad("run.steps", run.steps!, "give --steps or --epochs, not both") }
+    guard !run.dir.isEmpty else { throw bad("run.dir", "", "give --run-dir DIR") }
+    guard ["max", "min"].contains(run.bestMode) else { throw bad("run.bestMode", run.bestMode, "use max or min") }
+    guard ["stop", "skip"].contains(run.nonFinite) else { throw bad("run.nonFinite", run.nonFinite, "use stop or skip") }
+    guard data.loaderThreads >= 1, data.prefetchBatches >= 1 else {
+      throw bad("data.loaderThreads", data.loaderThreads, "loader threads and prefetch batches must be >= 1")
+    }
+    if fft.bucketMB <= 0 { throw bad("fft.bucketMB", fft.bucketMB, "must be > 0") }
+  }
+}

@@ -1,0 +1,94 @@
+// Checkpoints: atomic layout with DONE and checksums, newest-valid selection with fallback past a damaged
+// checkpoint, pruning that keeps the last N plus the best; run directories that refuse to be overwritten.
+import Foundation
+import Tensor
+import Training
+import XCTest
+
+final class CheckpointTests: XCTestCase {
+  var directory = ""
+
+  override func setUpWithError() throws {
+    directory = NSTemporaryDirectory() + "rada-ckpt-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+  }
+  override func tearDown() { try? FileManager.default.removeItem(atPath: directory) }
+
+  func save(_ checkpointer: Checkpointer, step: Int, value: Float) throws -> String {
+    let values = FloatBuffer([value, value + 1, value + 2])
+    var state = CheckpointState(step: step, epoch: step / 10, worldSize: 2, seed: 1)
+    state.scalars["best"] = Double(value)
+    return try checkpointer.save(step: step, files: ["head.safetensors": [.init(name: "w", shape: [3], values: values.readOnly)]],
+                                 state: state)
+  }
+
+  func testSaveVerifyAndReadBack() throws {
+    let checkpointer = Checkpointer(directory: directory, keepLast: 3)
+    let path = try save(checkpointer, step: 20, value: 1.5)
+    XCTAssertTrue(FileManager.default.fileExists(atPath: path + "/DONE"))
+    let state = try checkpointer.verify(path)
+    XCTAssertEqual(state.step, 20)
+    XCTAssertEqual(state.epoch, 2)
+    XCTAssertNotNil(state.checksums["head.safetensors"])
+    let file = try SafetensorsFile(path: path + "/head.safetensors")
+    XCTAssertEqual(try file.floats("w"), [1.5, 2.5, 3.5])
+  }
+
+  func testDamagedNewestFallsBackToPrevious() throws {
+    let checkpointer = Checkpointer(directory: directory, keepLast: 5)
+    _ = try save(checkpointer, step: 10, value: 1)
+    let newest = try save(checkpointer, step: 20, value: 2)
+    // flip one byte in the newest tensor file
+    let file = newest + "/head.safetensors"
+    var bytes = try Data(contentsOf: URL(fileURLWithPath: file))
+    bytes[bytes.count - 1] ^= 0xFF
+    try bytes.write(to: URL(fileURLWithPath: file))
+    var warnings: [String] = []
+    let chosen = checkpointer.newestValid { warnings.append($0) }
+    XCTAssertEqual(chosen?.state.step, 10)
+    XCTAssertEqual(warnings.count, 1)
+    XCTAssertTrue(warnings[0].contains("checksum"), warnings[0])
+    // an incomplete checkpoint (no DONE) is never a candidate
+    try FileManager.default.removeItem(atPath: directory + "/" + Checkpointer.name(step: 10) + "/DONE")
+    XCTAssertNil(checkpointer.newestValid { _ in })
+  }
+
+  func testPruneKeepsLastAndBest() throws {
+    let checkpointer = Checkpointer(directory: directory, keepLast: 2)
+    for step in [10, 20, 30, 40, 50] { _ = try save(checkpointer, step: step, value: Float(step)) }
+    try FileManager.default.createDirectory(atPath: directory + "/.tmp-step_00000060-1", withIntermediateDirectories: true)
+    checkpointer.prune(protectedSteps: [20])
+    XCTAssertEqual(checkpointer.complete().map(\.step), [50, 40, 20])
+    XCTAssertFalse(FileManager.default.fileExists(atPath: directory + "/.tmp-step_00000060-1"))
+  }
+
+  func testRunDirectoryRefusesExistingRunUnlessResuming() throws {
+    let run = RunDirectory(path: directory + "/run")
+    try run.prepare(resuming: false)
+    try run.writeAtomically("config.resolved.yaml", "setting: eft\n")
+    XCTAssertThrowsError(try run.prepare(resuming: false)) { XCTAssertTrue("\($0)".contains("--resume auto")) }
+    XCTAssertNoThrow(try run.prepare(resuming: true))
+  }
+
+  func testMetricsLogAppendsLinesAndNullsNonFinite() throws {
+    let path = directory + "/metrics.jsonl"
+    do {
+      let log = try MetricsLog(path: path, enabled: true)
+      log.append(["step": 1, "train/loss": 2.5])
+      log.append(["step": 2, "train/loss": Double.nan])
+    }
+    let silent = try MetricsLog(path: directory + "/other.jsonl", enabled: false)
+    silent.append(["step": 1])
+    XCTAssertFalse(FileManager.default.fileExists(atPath: directory + "/other.jsonl"))
+    let lines = MetricsLog.read(path: path)
+    XCTAssertEqual(lines.count, 2)
+    XCTAssertEqual(lines[0]["train/loss"] as? Double, 2.5)
+    XCTAssertTrue(lines[1]["train/loss"] is NSNull)
+  }
+
+  func testProgressLineFormat() {
+    let line = ProgressLine.format(step: 1200, totalSteps: 5000, loss: 2.3141, lr: 3e-4, secondsPerStep: 0.0658,
+                                   imagesPerSecond: 118.2)
+    XCTAssertEqual(line, "step 1200/5000 | loss 2.314 | lr 3.0e-4 | 66 ms/step | 118 img/s | eta 4m10s")
+  }
+}

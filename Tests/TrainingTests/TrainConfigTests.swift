@@ -1,0 +1,55 @@
+// Config loading: defaults < YAML < --set, unknown keys and bad values refused with the reason.
+import Training
+import XCTest
+
+final class TrainConfigTests: XCTestCase {
+  func validConfig() -> TrainConfig {
+    var c = TrainConfig()
+    c.model.path = "m.safetensors"; c.data.train = "imagefolder:/d"; c.run.dir = "/tmp/r"; c.run.steps = 10
+    return c
+  }
+
+  func testYamlThenOverridesInOrder() throws {
+    var c = TrainConfig()
+    try c.merge(yaml: "optim:\n  lr: 0.01\n  name: sgd\nrada:\n  templates: ['a {}.', 'an image of {}']\n", source: "t")
+    XCTAssertEqual(c.optim.lr, 0.01)
+    XCTAssertEqual(c.optim.name, "sgd")
+    XCTAssertEqual(c.rada.templates, ["a {}.", "an image of {}"])
+    try c.apply(override: "optim.lr=2e-3")
+    try c.apply(override: "run.steps=7")
+    try c.apply(override: "run.shuffle=false")
+    XCTAssertEqual(c.optim.lr, 2e-3)
+    XCTAssertEqual(c.run.steps, 7)
+    XCTAssertFalse(c.run.shuffle)
+    XCTAssertEqual(c.data.splitSeed, 1, "untouched keys keep their defaults")
+    // the resolved YAML reads back to the same config
+    XCTAssertEqual(try TrainConfig.load(yaml: c.yaml()), c)
+  }
+
+  func testUnknownKeysAndWrongTypesAreRefused() {
+    var c = TrainConfig()
+    XCTAssertThrowsError(try c.apply(override: "optim.learning_rate=1")) { error in
+      XCTAssertTrue("\(error)".contains("unknown config key 'optim.learning_rate'"), "\(error)")
+    }
+    XCTAssertThrowsError(try c.merge(yaml: "run:\n  stepz: 3\n", source: "x.yaml")) { error in
+      XCTAssertTrue("\(error)".contains("run.stepz"), "\(error)")
+    }
+    XCTAssertThrowsError(try c.apply(override: "run.steps=many")) { error in
+      XCTAssertTrue("\(error)".contains("run.steps"), "\(error)")
+    }
+    XCTAssertThrowsError(try c.apply(override: "nonsense"))
+    XCTAssertTrue(TrainConfig.validKeys.contains("model.logitScale"), "optional keys are settable")
+  }
+
+  func testValidationNamesTheProblem() throws {
+    XCTAssertNoThrow(try validConfig().validate(ranks: 2))
+    var c = validConfig(); c.optim.lr = -1
+    XCTAssertThrowsError(try c.validate(ranks: 1)) { XCTAssertTrue("\($0)".contains("optim.lr")) }
+    c = validConfig(); c.run.batchSize = 6
+    XCTAssertThrowsError(try c.validate(ranks: 4)) { XCTAssertTrue("\($0)".contains("divide over 4 rank(s)"), "\($0)") }
+    c = validConfig(); c.rada.templates = ["a photo of a cat"]
+    XCTAssertThrowsError(try c.validate(ranks: 1)) { XCTAssertTrue("\($0)".contains("{}")) }
+    c = validConfig(); c.run.epochs = 2
+    XCTAssertThrowsError(try c.validate(ranks: 1)) { XCTAssertTrue("\($0)".contains("not both")) }
+  }
+}
