@@ -52,12 +52,13 @@ public struct TrainConfig: Codable, Equatable {
     public var clipGradNorm = 0.0
   }
   public struct Schedule: Codable, Equatable {
-    /// constant | cosine
+    /// constant | cosine (per step, optional linear warm-up) | dassl_cosine (per epoch, as the reference:
+    /// `warmupEpochs` at the constant `warmupLR`, then cosine over the epochs).
     public var name = "cosine"
-    /// Linear warm-up steps from 0 (0 = none).
+    /// Linear warm-up steps from 0 (cosine; 0 = none).
     public var warmupSteps = 0
-    /// Dassl's constant warm-up: this many steps at `warmupLR` before the schedule starts (0 = none).
-    public var constantWarmupSteps = 0
+    /// Dassl's constant warm-up epochs (dassl_cosine).
+    public var warmupEpochs = 1
     public var warmupLR = 1e-5
   }
   public struct FFT: Codable, Equatable {
@@ -246,8 +247,10 @@ extension TrainConfig {
     guard ["sgd", "adam", "adamw"].contains(optim.name) else { throw bad("optim.name", optim.name, "use sgd, adam or adamw") }
     guard optim.weightDecay >= 0 else { throw bad("optim.weightDecay", optim.weightDecay, "must be >= 0") }
     guard optim.momentum >= 0 && optim.momentum < 1 else { throw bad("optim.momentum", optim.momentum, "must be in [0, 1)") }
-    guard ["constant", "cosine"].contains(schedule.name) else { throw bad("schedule.name", schedule.name, "use constant or cosine") }
-    guard schedule.warmupSteps >= 0, schedule.constantWarmupSteps >= 0 else {
+    guard ["constant", "cosine", "dassl_cosine"].contains(schedule.name) else {
+      throw bad("schedule.name", schedule.name, "use constant, cosine or dassl_cosine")
+    }
+    guard schedule.warmupSteps >= 0, schedule.warmupEpochs >= 0 else {
       throw bad("schedule.warmupSteps", schedule.warmupSteps, "must be >= 0")
     }
     guard ["linf", "mse"].contains(rada.maskLoss) else { throw bad("rada.maskLoss", rada.maskLoss, "use linf or mse") }

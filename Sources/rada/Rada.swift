@@ -7,7 +7,7 @@ struct Rada: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "rada",
     abstract: "Fine-tune CLIP with RAda (rational adaptation), data-parallel over MPI.",
-    subcommands: [Info.self, SelfTest.self])
+    subcommands: [Info.self, SelfTest.self, Tokenize.self, Train.self])
 }
 
 /// Options every computing command shares.

@@ -1,0 +1,79 @@
+// Image features computed by the frozen image tower: decode (+ augment) each image, run the tower forward
+// (no saved activations), L2-normalise. `cached(...)` computes every sample once, sharded over the ranks and
+// gathered, and keeps the matrix on disk keyed by model, dataset and transform, so runs without augmentation
+// pay for the encoder once.
+import CLIP
+import Data
+import Distributed
+import Foundation
+import Tensor
+
+/// Loads the preprocessed pixels (3, S, S) of dataset position `position` for `epoch`.
+public typealias PixelLoader = (_ position: Int, _ epoch: Int) throws -> [Float]
+
+public final class TowerFeatureSource: ImageFeatureSource {
+  public let model: CLIPModel
+  public let count: Int
+  public var dim: Int { model.config.embedDim }
+  private let loadPixels: PixelLoader
+
+  public init(model: CLIPModel, count: Int, loadPixels: @escaping PixelLoader) {
+    self.model = model; self.count = count; self.loadPixels = loadPixels
+  }
+
+  public func features(positions: [Int], epoch: Int, into out: MutableFloats) throws {
+    let perImage = 3 * model.config.vision.imageSize * model.config.vision.imageSize
+    var pixels = [Float]()
+    pixels.reserveCapacity(positions.count * perImage)
+    for p in positions { pixels += try loadPixels(p, epoch) }
+    let embeds = model.encodeImages(pixels: pixels, count: positions.count, normalize: true)
+    embeds.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: embeds.count) }
+  }
+
+  /// Every sample's features (N, E), computed once across the ranks (rank r encodes its contiguous shard) and
+  /// cached at `cachePath` (nil: no disk cache). Only the coordinator writes the cache; every rank reads it when
+  /// present. `key` must change whenever the model, the dataset or the transform changes.
+  public func cached(world: Collective, cachePath: String?, key: String, log: (String) -> Void) throws -> MatrixFeatureSource {
+    let e = dim
+    let matrix = FloatBuffer(count: max(1, count * e))
+    if let cachePath, let file = try? SafetensorsFile(path: cachePath), file.metadata["key"] == key,
+       file["features"]?.shape == [count, e] {
+      try file.read("features", into: matrix.pointer)
+      if world.isCoordinator { log("image features: read \(count) from cache \(cachePath)") }
+      return MatrixFeatureSource(matrix: matrix, count: count, dim: e)
+    }
+    let mine = GlobalBatchSampler.shardRange(count: count, rank: world.rank, size: world.size)
+    let local = FloatBuffer(count: max(1, mine.count * e))
+    let chunk = 32
+    var start = mine.lowerBound
+    while start < mine.upperBound {
+      let n = min(chunk, mine.upperBound - start)
+      try features(positions: Array(start..<start + n), epoch: 0, into: local.pointer + (start - mine.lowerBound) * e)
+      start += n
+    }
+    let sizes = (0..<world.size).map { GlobalBatchSampler.shardRange(count: count, rank: $0, size: world.size).count * e }
+    try world.allGatherV(local.readOnly, counts: sizes, into: matrix.pointer)
+    if world.isCoordinator, let cachePath {
+      try? FileManager.default.createDirectory(atPath: (cachePath as NSString).deletingLastPathComponent,
+                                               withIntermediateDirectories: true)
+      do {
+        try SafetensorsWriter.write([.init(name: "features", shape: [count, e], values: matrix.readOnly)],
+                                    metadata: ["key": key], to: cachePath)
+        log("image features: encoded \(count) on \(world.size) rank(s), cached at \(cachePath)")
+      } catch {
+        log("warning: could not write the feature cache \(cachePath): \(error)")
+      }
+    }
+    return MatrixFeatureSource(matrix: matrix, count: count, dim: e)
+  }
+}
+
+/// A stable hex key for a feature cache: FNV-1a over the given parts.
+public func cacheKey(_ parts: [String]) -> String {
+  var h: UInt64 = 0xCBF2_9CE4_8422_2325
+  for part in parts {
+    for byte in part.utf8 { h = (h ^ UInt64(byte)) &* 0x100_0000_01B3 }
+    h = (h ^ 0xFF) &* 0x100_0000_01B3
+  }
+  return String(h, radix: 16)
+}

@@ -1,0 +1,336 @@
+// The training loop shared by every setting (DESIGN.md "One training step, N ranks"). Per optimiser step:
+// the sampler gives the global batch, this rank takes its contiguous slice, the model runs forward/backward on
+// each micro-batch (gradients add up), gradients are averaged across ranks (GradientReducer), a non-finite
+// loss or gradient stops the run naming the tensor (or skips the step), the optimiser updates identical
+// replicas, and one allreduce carries the loss sums and the stop flag. The coordinator prints progress and
+// appends metrics.jsonl; checkpoints and evaluation happen on every rank together. Every rank calls every
+// collective in the same order; only file and console output is gated on the coordinator.
+import Data
+import Distributed
+import Foundation
+import Tensor
+
+/// What one micro-batch contributes; means over that micro-batch's rows.
+public struct StepLosses {
+  public var total: Double
+  public var ce: Double
+  public var maskLoss: Double
+  /// Further loss parts to log (e.g. "train/contrastive").
+  public var extra: [String: Double] = [:]
+  public init(total: Double, ce: Double, maskLoss: Double, extra: [String: Double] = [:]) {
+    self.total = total; self.ce = ce; self.maskLoss = maskLoss; self.extra = extra
+  }
+}
+
+/// A trainable model as the loop sees it: flat parameters and gradients in one table's layout.
+public protocol StepModel: AnyObject {
+  var table: ParameterTable { get }
+  var parameters: FloatBuffer { get }
+  var gradients: FloatBuffer { get }
+  /// Forward and backward on `positions` (this rank's micro-batch); ADDS into `gradients`. May call
+  /// `reducer.gradientsReady(from:)` as gradients complete, to overlap communication.
+  func forwardBackward(positions: [Int], epoch: Int, reducer: GradientReducer) throws -> StepLosses
+  /// Tensor files for a checkpoint besides the optimiser state ("head.safetensors", "model.safetensors").
+  func checkpointFiles() -> [String: [SafetensorsWriter.Tensor]]
+}
+
+public enum TrainError: Error, CustomStringConvertible {
+  case nonFinite(step: Int, what: String)
+  case replicasDiverged(step: Int, detail: String)
+  case stopped(step: Int, checkpoint: String?)
+  case datasetTooSmall(String)
+
+  public var description: String {
+    switch self {
+    case let .nonFinite(step, what):
+      return "step \(step): \(what) is NaN or Inf. Lower the learning rate, check the inputs, or set "
+        + "--set run.nonFinite=skip to skip such steps."
+    case let .replicasDiverged(step, detail):
+      return "step \(step): parameters differ between ranks (\(detail)). This is a bug or a hardware fault; "
+        + "resume from the last checkpoint with --resume auto."
+    case let .stopped(step, checkpoint):
+      return "stopped by a signal after step \(step)" + (checkpoint.map { "; checkpoint \($0)" } ?? "")
+        + ". Continue with --resume auto."
+    case let .datasetTooSmall(detail): return detail
+    }
+  }
+}
+
+public struct LoopOptions {
+  public var totalSteps: Int
+  public var globalBatch: Int
+  public var accumulation: Int
+  public var logEvery: Int
+  public var evalEvery: Int
+  public var checkpointEvery: Int
+  public var skipNonFinite: Bool
+  public var checksumEvery: Int
+  public var bestMetric: String
+  public var bestIsMax: Bool
+  public var seed: Int
+  public var configYAML: String
+  public var printProgress: Bool
+  public var label: String
+
+  public init(totalSteps: Int, globalBatch: Int, accumulation: Int = 1, logEvery: Int = 10, evalEvery: Int = 0,
+              checkpointEvery: Int = 0, skipNonFinite: Bool = false, checksumEvery: Int = 100,
+              bestMetric: String = "val/top1", bestIsMax: Bool = true, seed: Int = 1, configYAML: String = "",
+              printProgress: Bool = true, label: String = "train") {
+    self.totalSteps = totalSteps; self.globalBatch = globalBatch; self.accumulation = accumulation
+    self.logEvery = logEvery; self.evalEvery = evalEvery; self.checkpointEvery = checkpointEvery
+    self.skipNonFinite = skipNonFinite; self.checksumEvery = checksumEvery; self.bestMetric = bestMetric
+    self.bestIsMax = bestIsMax; self.seed = seed; self.configYAML = configYAML; self.printProgress = printProgress
+    self.label = label
+  }
+}
+
+public final class TrainLoop {
+  public let world: Collective
+  public let model: StepModel
+  public let optimizer: Optimizer
+  public let sampler: GlobalBatchSampler
+  public let options: LoopOptions
+  public let learningRate: (Int) -> Double
+  public let runDirectory: RunDirectory?
+  public let checkpointer: Checkpointer?
+  private let metrics: MetricsLog?
+  private let reducer: GradientReducer
+  /// Called on every rank at evaluation points; returns metrics (the coordinator logs them).
+  public var evaluate: ((Int) throws -> [String: Double])?
+  /// Console output (coordinator only); tests capture it.
+  public var log: (String) -> Void = { print($0); fflush(stdout) }
+  public private(set) var step = 0
+  public private(set) var lossHistory: [Double] = []
+  private var best: (step: Int, value: Double)?
+
+  public init(world: Collective, model: StepModel, optimizer: Optimizer, sampler: GlobalBatchSampler,
+              options: LoopOptions, learningRate: @escaping (Int) -> Double, runDirectory: RunDirectory?,
+              keepCheckpoints: Int = 3, bucketFloats: Int = 1 << 30) throws {
+    self.world = world; self.model = model; self.optimizer = optimizer; self.sampler = sampler
+    self.options = options; self.learningRate = learningRate; self.runDirectory = runDirectory
+    checkpointer = runDirectory.map { Checkpointer(directory: $0.checkpointsPath, keepLast: keepCheckpoints) }
+    metrics = try runDirectory.map { try MetricsLog(path: $0.metricsPath, enabled: world.isCoordinator) }
+    let ranges = model.table.entries.filter(\.isTrainable).map { (offset: $0.offset, count: $0.count) }
+    reducer = GradientReducer(gradients: model.gradients.pointer, ranges: ranges, bucketFloats: bucketFloats, world: world)
+  }
+
+  // MARK: Resume
+
+  /// Loads the newest valid checkpoint on the coordinator and broadcasts parameters, optimiser state and the
+  /// step to every rank (no shared file system needed). Returns the step resumed from (0 when none).
+  public func resume() throws -> Int {
+    var found = ""
+    var stateBytes: [UInt8] = []
+    if world.isCoordinator, let checkpointer,
+       let newest = checkpointer.newestValid(warn: { FileHandle.standardError.write(("warning: " + $0 + "\n").data(using: .utf8)!) }) {
+      found = newest.path
+      let head = try SafetensorsFile(path: newest.path + "/params.safetensors")
+      for entry in model.table.entries {
+        guard head[entry.name] != nil else { continue }
+        try head.read(entry.name, into: model.parameters.pointer + entry.offset)
+      }
+      let moments = try SafetensorsFile(path: newest.path + "/optimizer.safetensors")
+      try optimizer.load(stepCount: Int(newest.state.scalars["optimizer_step"] ?? 0),
+                         firstMoment: moments["first_moment"] == nil ? [] : try moments.floats("first_moment"),
+                         secondMoment: moments["second_moment"] == nil ? [] : try moments.floats("second_moment"))
+      stateBytes = Array(try JSONEncoder().encode(newest.state))
+    }
+    found = try world.broadcast(string: found, root: 0)
+    try broadcastState()
+    guard !found.isEmpty else { return 0 }
+    try world.broadcast(bytes: &stateBytes, root: 0)
+    let state = try JSONDecoder().decode(CheckpointState.self, from: Data(stateBytes))
+    if let bestStep = state.scalars["best_step"], let bestValue = state.scalars["best_value"] {
+      best = (Int(bestStep), bestValue)
+    }
+    step = state.step
+    if world.isCoordinator {
+      log("resumed from \(found) (step \(state.step), written by \(state.worldSize) rank(s); now \(world.size))")
+    }
+    return state.step
+  }
+
+  /// Makes every rank's parameters and optimiser state equal to the coordinator's.
+  public func broadcastState() throws {
+    try world.broadcast(model.parameters.pointer, count: model.parameters.count, root: 0)
+    for buffer in [optimizer.firstMoment, optimizer.secondMoment] {
+      try world.broadcast(buffer.pointer, count: buffer.count, root: 0)
+    }
+    var count = [Double(optimizer.stepCount)]
+    try world.allReduceMax(&count)  // identical everywhere after a resume on the coordinator
+    if Int(count[0]) != optimizer.stepCount {
+      try optimizer.load(stepCount: Int(count[0]), firstMoment: optimizer.firstMoment.array,
+                         secondMoment: optimizer.secondMoment.array)
+    }
+  }
+
+  // MARK: The loop
+
+  /// Runs from the current step to `options.totalSteps`. Returns normally when done; throws
+  /// TrainError.stopped after a signal (a checkpoint was written), or another error.
+  public func run() throws {
+    let localBatch = options.globalBatch / world.size
+    let microBatch = localBatch / options.accumulation
+    precondition(microBatch * options.accumulation * world.size == options.globalBatch, "batch must divide (validated earlier)")
+    var intervalStart = DispatchTime.now().uptimeNanoseconds
+    var intervalSteps = 0
+    let grads = model.gradients
+    while step < options.totalSteps {
+      let s = step
+      let epoch = sampler.epoch(ofStep: s)
+      let global = sampler.positions(step: s)
+      let mine = GlobalBatchSampler.shard(global, rank: world.rank, size: world.size)
+      grads.zero()
+      var sums = StepLosses(total: 0, ce: 0, maskLoss: 0)
+      for micro in 0..<options.accumulation {
+        let slice = Array(mine[(micro * microBatch)..<((micro + 1) * microBatch)])
+        let part = try model.forwardBackward(positions: slice, epoch: epoch, reducer: reducer)
+        sums.total += part.total; sums.ce += part.ce; sums.maskLoss += part.maskLoss
+        for (k, v) in part.extra { sums.extra[k, default: 0] += v }
+      }
+      if options.accumulation > 1 {
+        let scale = 1 / Float(options.accumulation)
+        for e in model.table.entries where e.isTrainable {
+          let g = grads.pointer + e.offset
+          for i in 0..<e.count { g[i] *= scale }
+        }
+      }
+      try reducer.finish()
+
+      // One collective for the loss sums and the stop flag (a signal on any rank stops all).
+      let extraKeys = sums.extra.keys.sorted()
+      var packet = [sums.total, sums.ce, sums.maskLoss] + extraKeys.map { sums.extra[$0]! }
+        + [StopSignal.isRequested ? 1 : 0]
+      try world.allReduceSum(&packet)
+      let denominator = Double(world.size * options.accumulation)
+      let loss = packet[0] / denominator
+      let stopRequested = packet[packet.count - 1] > 0
+
+      // Non-finite loss or gradients: identical on every rank after the allreduce, so all decide alike.
+      if let bad = nonFinite(loss: loss) {
+        if options.skipNonFinite {
+          if world.isCoordinator { log("step \(s + 1): \(bad) is not finite; step skipped (run.nonFinite=skip)") }
+          metrics?.append(["step": s + 1, "skipped": true, "reason": bad])
+          step += 1
+          continue
+        }
+        throw TrainError.nonFinite(step: s + 1, what: bad)
+      }
+
+      let lr = learningRate(s)
+      optimizer.step(parameters: model.parameters, gradients: grads, lr: Float(lr))
+      step = s + 1
+      lossHistory.append(loss)
+      intervalSteps += 1
+
+      // metrics.jsonl: values from this step's forward pass, before the update.
+      let now = DispatchTime.now().uptimeNanoseconds
+      let secondsPerStep = Double(now - intervalStart) * 1e-9 / Double(max(1, intervalSteps))
+      var line: [String: Any] = ["step": step, "epoch": epoch, "train/loss": loss, "train/ce": packet[1] / denominator,
+                                 "train/mask_linf": packet[2] / denominator, "lr": lr, "time": Date().timeIntervalSince1970,
+                                 "img_per_s": Double(options.globalBatch) / max(secondsPerStep, 1e-9)]
+      for (i, key) in extraKeys.enumerated() { line[key] = packet[3 + i] / denominator }
+      metrics?.append(line)
+      if world.isCoordinator && options.printProgress
+          && (step % max(1, options.logEvery) == 0 || step == options.totalSteps || step == 1) {
+        log(ProgressLine.format(step: step, totalSteps: options.totalSteps, loss: loss, lr: lr,
+                                secondsPerStep: secondsPerStep, imagesPerSecond: Double(options.globalBatch) / secondsPerStep))
+        intervalStart = DispatchTime.now().uptimeNanoseconds
+        intervalSteps = 0
+      }
+
+      if options.checksumEvery > 0 && step % options.checksumEvery == 0 { try checkReplicasAgree() }
+      var evaluated: [String: Double] = [:]
+      if options.evalEvery > 0 && step % options.evalEvery == 0 && step < options.totalSteps, let evaluate {
+        evaluated = try evaluate(step)
+        logEvaluation(evaluated)
+      }
+      let improved = noteBest(evaluated)
+      let periodic = options.checkpointEvery > 0 && step % options.checkpointEvery == 0
+      if stopRequested || periodic || improved {
+        let path = try saveCheckpoint()
+        if stopRequested { throw TrainError.stopped(step: step, checkpoint: path) }
+      }
+    }
+  }
+
+  /// Final evaluation and final checkpoint (called after `run` returns).
+  public func finish() throws -> [String: Double] {
+    var evaluated: [String: Double] = [:]
+    if let evaluate {
+      evaluated = try evaluate(step)
+      logEvaluation(evaluated)
+      _ = noteBest(evaluated)
+    }
+    try saveCheckpoint()
+    return evaluated
+  }
+
+  private func logEvaluation(_ values: [String: Double]) {
+    guard !values.isEmpty else { return }
+    var line: [String: Any] = ["step": step]
+    for (k, v) in values { line[k] = v }
+    metrics?.append(line)
+    if world.isCoordinator {
+      log("eval step \(step): " + values.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4f", $0.value))" }
+        .joined(separator: " | "))
+    }
+  }
+
+  private func noteBest(_ values: [String: Double]) -> Bool {
+    guard let value = values[options.bestMetric] else { return false }
+    if let best, options.bestIsMax ? value <= best.value : value >= best.value { return false }
+    best = (step, value)
+    return true
+  }
+
+  private func nonFinite(loss: Double) -> String? {
+    if !loss.isFinite { return "the loss" }
+    let g = model.gradients.readOnly
+    for e in model.table.entries where e.isTrainable {
+      for i in e.offset..<(e.offset + e.count) where !g[i].isFinite { return "the gradient of \(e.name)" }
+    }
+    return nil
+  }
+
+  /// Compares a checksum of the parameters across ranks (max and min must agree).
+  public func checkReplicasAgree() throws {
+    let p = model.parameters.readOnly
+    var a = 0.0, b = 0.0
+    for i in 0..<model.parameters.count { a += Double(p[i]); b += Double(p[i]) * Double(i % 97 + 1) }
+    var packet = [a, b, -a, -b]
+    try world.allReduceMax(&packet)
+    if packet[0] != a || packet[1] != b || -packet[2] != a || -packet[3] != b {
+      throw TrainError.replicasDiverged(step: step, detail: "checksum \(a) on rank \(world.rank), max \(packet[0]), min \(-packet[2])")
+    }
+  }
+
+  /// Writes a checkpoint (coordinator) and waits for it on every rank. Returns its path on the coordinator.
+  @discardableResult
+  public func saveCheckpoint() throws -> String? {
+    var path: String?
+    var failure = ""
+    if world.isCoordinator, let checkpointer {
+      var files = model.checkpointFiles()
+      files["params.safetensors"] = model.table.entries.map {
+        SafetensorsWriter.Tensor(name: $0.name, shape: $0.shape, values: model.parameters.readOnly + $0.offset)
+      }
+      files["optimizer.safetensors"] = [("first_moment", optimizer.firstMoment), ("second_moment", optimizer.secondMoment)]
+        .filter { $0.1.count > 0 }
+        .map { SafetensorsWriter.Tensor(name: $0.0, shape: [$0.1.count], values: $0.1.readOnly) }
+      var state = CheckpointState(step: step, epoch: sampler.epoch(ofStep: max(0, step - 1)), worldSize: world.size,
+                                  seed: options.seed)
+      state.scalars["optimizer_step"] = Double(optimizer.stepCount)
+      if let best { state.scalars["best_step"] = Double(best.step); state.scalars["best_value"] = best.value }
+      state.config = options.configYAML
+      do {
+        path = try checkpointer.save(step: step, files: files, state: state)
+        checkpointer.prune(protectedSteps: best.map { [$0.step] } ?? [])
+      } catch { failure = "\(error)" }
+    }
+    // Every rank learns whether the write worked, so a failed write stops all ranks alike.
+    failure = try world.broadcast(string: failure, root: 0)
+    if !failure.isEmpty { throw CheckpointError.writeFailed(path: runDirectory?.checkpointsPath ?? "", reason: failure) }
+    return path
+  }
+}
