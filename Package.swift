@@ -42,11 +42,11 @@ let package = Package(
 
     // One test target per module. Fixtures live beside the tests that read them.
     .testTarget(name: "TensorTests", dependencies: ["Tensor"], resources: [.copy("Fixtures")]),
-    .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Tensor"]),
+    .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Tensor"], exclude: ["make_torch_reference.py", "fit_fast_math.py"]),
     .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Tensor"]),
     .testTarget(name: "CLIPTests", dependencies: ["CLIP", "Kernels", "Tensor"], resources: [.copy("Fixtures")]),
     .testTarget(name: "RAdaTests", dependencies: ["RAda", "Kernels", "Tensor"], resources: [.copy("Fixtures")]),
-    .testTarget(name: "DataTests", dependencies: ["Data", "CLIP", "Tensor"]),
+    .testTarget(name: "DataTests", dependencies: ["Data", "CLIP", "Tensor"], resources: [.copy("Fixtures")]),
     .testTarget(name: "TrainingTests", dependencies: ["Training", "RAda", "CLIP", "Data", "Distributed", "Tensor"]),
   ]
 )

@@ -1,1 +1,3 @@
-// Data module: see README "Architecture". Filled in by its issue.
+// Data module: datasets (image folders, CSV manifests, CoOp/Dassl benchmarks with few-shot splits), the
+// global-batch sampler and the background batch loader. Data knows nothing of ranks or models: it is given
+// positions to load. Entry points: `DatasetSpec.load`, `GlobalBatchSampler`, `BatchLoader`.

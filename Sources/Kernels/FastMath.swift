@@ -4,6 +4,7 @@
 // Accuracy (checked in FastMathTests against Double libm): fastExp relative error < 2e-7 on [-87, 88];
 // fastErf relative error < 1e-6 everywhere. Coefficients were fitted by weighted least squares (Lawson
 // iteration to near-minimax) in Double with numpy; the fit ranges are stated beside each polynomial.
+import Tensor
 
 // MARK: - exp
 

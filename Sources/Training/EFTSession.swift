@@ -49,14 +49,14 @@ public enum SessionParts {
   /// crop + flip seeded by (seed, epoch, position).
   public static func pixelLoader(dataset: Dataset, imageSize: Int, augment: Bool, seed: Int) -> PixelLoader {
     let preprocess = CLIPPreprocessor(size: imageSize)
+    let augmentation = Augmentation(preprocessor: preprocess)
     return { position, epoch in
       let sample = dataset.samples[position]
       let image = try ImageDecoder.decode(path: sample.path)
       var pixels = [Float](repeating: 0, count: 3 * imageSize * imageSize)
       try pixels.withUnsafeMutableBufferPointer { out in
         if augment {
-          augmentedPixels(image, size: imageSize, seed: derivedSeed(UInt64(seed), UInt64(epoch), UInt64(position)),
-                          preprocess: preprocess, into: out.baseAddress!)
+          augmentation(image, seed: UInt64(seed), epoch: epoch, sampleIndex: position, into: out.baseAddress!)
         } else {
           preprocess(image, into: out.baseAddress!)
         }
@@ -184,7 +184,7 @@ public enum EFTSession {
                                   to: runDirectory.file("head.safetensors"))
       var summary: [String: Any] = ["steps": loop.step]
       for (k, v) in final { summary[k] = v }
-      try runDirectory.writeAtomically("COMPLETE", String(decoding: try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys]), as: UTF8.self) + "\n")
+      try runDirectory.writeAtomically("COMPLETE", String(decoding: try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self) + "\n")
       log("done: \(loop.step) steps; head saved to \(runDirectory.file("head.safetensors"))")
     }
     return TrainSummary(steps: loop.step, finalMetrics: final, lossHistory: loop.lossHistory)
@@ -251,8 +251,3 @@ public struct EvalSet {
   }
 }
 
-/// Training-time augmentation: random resized crop + horizontal flip (torchvision semantics), seeded.
-func augmentedPixels(_ image: DecodedImage, size: Int, seed: UInt64, preprocess: CLIPPreprocessor, into out: MutableFloats) {
-  // TODO(lead): switch to Data.Augmentation when it lands; center crop until then.
-  preprocess(image, into: out)
-}

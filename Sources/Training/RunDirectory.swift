@@ -73,7 +73,7 @@ public final class MetricsLog {
       if let f = value as? Float, !f.isFinite { return NSNull() }
       return value
     }
-    guard let data = try? JSONSerialization.data(withJSONObject: clean, options: [.sortedKeys]) else { return }
+    guard let data = try? JSONSerialization.data(withJSONObject: clean, options: [.sortedKeys, .withoutEscapingSlashes]) else { return }
     handle.write(data + Data("\n".utf8))
     handle.synchronizeFile()
   }

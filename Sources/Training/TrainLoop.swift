@@ -240,6 +240,8 @@ public final class TrainLoop {
       }
 
       if options.checksumEvery > 0 && step % options.checksumEvery == 0 { try checkReplicasAgree() }
+      injectFaultIfAsked()
+      if faultPending { throw TrainError.datasetTooSmall("injected error after step \(step) (RADA_FAULT=error)") }
       var evaluated: [String: Double] = [:]
       if options.evalEvery > 0 && step % options.evalEvery == 0 && step < options.totalSteps, let evaluate {
         evaluated = try evaluate(step)
@@ -253,6 +255,20 @@ public final class TrainLoop {
       }
     }
   }
+
+  /// Test hook (launch/tests): RADA_FAULT_STEP=N makes rank RADA_FAULT_RANK (default 0) act after step N:
+  /// RADA_FAULT=kill (SIGKILL, a lost process), term (SIGTERM, a preemption) or error (a thrown error).
+  private func injectFaultIfAsked() {
+    let env = ProcessInfo.processInfo.environment
+    guard let at = env["RADA_FAULT_STEP"].flatMap(Int.init), at == step,
+          world.rank == (env["RADA_FAULT_RANK"].flatMap(Int.init) ?? 0) else { return }
+    switch env["RADA_FAULT"] ?? "kill" {
+    case "term": kill(getpid(), SIGTERM)
+    case "error": faultPending = true
+    default: fflush(stdout); kill(getpid(), SIGKILL)
+    }
+  }
+  private var faultPending = false
 
   /// Final evaluation and final checkpoint (called after `run` returns).
   public func finish() throws -> [String: Double] {

@@ -4,12 +4,13 @@
 import ArgumentParser
 import Distributed
 import Foundation
+import Tensor
 import Training
 
 struct SelfTest: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "selftest", abstract: "Checks for a new installation (run under mpirun).",
-    subcommands: [Collectives.self, Fail.self])
+    subcommands: [Collectives.self, Fail.self, Compare.self])
 
   struct Collectives: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Check every collective on known values.")
@@ -42,6 +43,34 @@ struct SelfTest: ParsableCommand {
       // The other ranks block here; MPI_Abort from the failing rank must end them.
       try world.barrier()
       try world.barrier()
+    }
+  }
+
+  struct Compare: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Compare two safetensors files tensor by tensor (used by launch/tests).")
+    @Argument(help: "First file.") var first: String
+    @Argument(help: "Second file.") var second: String
+    @Option(help: "Allowed max |a - b| relative to max(1, max |a|) per tensor (0 = bit-identical).") var tolerance: Double = 0
+
+    func run() throws {
+      let a = try SafetensorsFile(path: first), b = try SafetensorsFile(path: second)
+      guard Set(a.names) == Set(b.names) else {
+        print("tensor names differ: \(Set(a.names).symmetricDifference(Set(b.names)).sorted())")
+        throw ExitCode(1)
+      }
+      var worst = 0.0, worstName = ""
+      for name in a.names.sorted() {
+        let x = try a.floats(name), y = try b.floats(name)
+        guard x.count == y.count else { print("\(name): sizes \(x.count) and \(y.count)"); throw ExitCode(1) }
+        let scale = max(1, x.map { Double(abs($0)) }.max() ?? 0)
+        for i in x.indices {
+          let d = Double(abs(x[i] - y[i])) / scale
+          if d > worst || (d.isNaN && !worst.isNaN) { worst = d; worstName = "\(name)[\(i)]" }
+        }
+      }
+      print(String(format: "max relative difference %.3e", worst) + (worstName.isEmpty ? "" : " at \(worstName)"))
+      if !(worst <= tolerance) { throw ExitCode(1) }
     }
   }
 }

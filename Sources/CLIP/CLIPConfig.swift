@@ -1,0 +1,103 @@
+// The CLIP architecture as data: vision ViT + causal text transformer + projections into a joint space,
+// as in OpenAI CLIP / open_clip `CLIP(embed_dim, vision_cfg, text_cfg)` and HF `CLIPConfig`.
+// Read from the weights (and config.json / open_clip_config.json when present), or written for a random init.
+// Shape letters: C width, L layers, H heads, Dh head dim, P patches + 1, T tokens, V vocab, E joint dim.
+
+/// The MLP nonlinearity: QuickGELU x·σ(1.702x) (OpenAI weights, HF "quick_gelu") or exact erf GELU
+/// (open_clip LAION models, HF "gelu").
+public enum CLIPActivation: String, Codable, Equatable, Sendable {
+  case quickGELU = "quick_gelu"
+  case gelu
+}
+
+public struct CLIPVisionConfig: Codable, Equatable, Sendable {
+  /// C
+  public var width: Int
+  /// L
+  public var layers: Int
+  /// H (C = H · Dh)
+  public var heads: Int
+  /// MLP hidden width (4C for every released CLIP)
+  public var mlpWidth: Int
+  /// p: the conv1 kernel and stride
+  public var patchSize: Int
+  /// S: square input side in pixels
+  public var imageSize: Int
+
+  public init(width: Int, layers: Int, heads: Int, mlpWidth: Int? = nil, patchSize: Int, imageSize: Int) {
+    self.width = width; self.layers = layers; self.heads = heads; self.mlpWidth = mlpWidth ?? 4 * width
+    self.patchSize = patchSize; self.imageSize = imageSize
+  }
+
+  /// G = S / p patches per side.
+  public var grid: Int { imageSize / patchSize }
+  /// P = G² + 1 tokens including the class token.
+  public var tokens: Int { grid * grid + 1 }
+  public var headDim: Int { width / heads }
+}
+
+public struct CLIPTextConfig: Codable, Equatable, Sendable {
+  public var width: Int
+  public var layers: Int
+  public var heads: Int
+  public var mlpWidth: Int
+  /// T (77 for every released CLIP)
+  public var contextLength: Int
+  /// V (49408 for the OpenAI BPE vocabulary)
+  public var vocabSize: Int
+  /// The end-of-text id the text is pooled at (first occurrence): 49407 for the OpenAI vocabulary.
+  public var endOfTextId: Int
+
+  public init(width: Int, layers: Int, heads: Int, mlpWidth: Int? = nil, contextLength: Int = 77,
+              vocabSize: Int = 49408, endOfTextId: Int? = nil) {
+    self.width = width; self.layers = layers; self.heads = heads; self.mlpWidth = mlpWidth ?? 4 * width
+    self.contextLength = contextLength; self.vocabSize = vocabSize; self.endOfTextId = endOfTextId ?? vocabSize - 1
+  }
+
+  public var headDim: Int { width / heads }
+}
+
+public struct CLIPConfig: Codable, Equatable, Sendable {
+  /// E: the joint embedding dimension.
+  public var embedDim: Int
+  public var vision: CLIPVisionConfig
+  public var text: CLIPTextConfig
+  public var activation: CLIPActivation
+  public var layerNormEps: Float
+
+  public init(embedDim: Int, vision: CLIPVisionConfig, text: CLIPTextConfig,
+              activation: CLIPActivation = .quickGELU, layerNormEps: Float = 1e-5) {
+    self.embedDim = embedDim; self.vision = vision; self.text = text
+    self.activation = activation; self.layerNormEps = layerNormEps
+  }
+
+  /// OpenAI ViT-B/32 (QuickGELU): what `rada` fine-tunes by default.
+  public static let vitB32 = CLIPConfig(
+    embedDim: 512, vision: CLIPVisionConfig(width: 768, layers: 12, heads: 12, patchSize: 32, imageSize: 224),
+    text: CLIPTextConfig(width: 512, layers: 12, heads: 8))
+  /// OpenAI ViT-B/16 (QuickGELU).
+  public static let vitB16 = CLIPConfig(
+    embedDim: 512, vision: CLIPVisionConfig(width: 768, layers: 12, heads: 12, patchSize: 16, imageSize: 224),
+    text: CLIPTextConfig(width: 512, layers: 12, heads: 8))
+  /// OpenAI ViT-L/14 (QuickGELU).
+  public static let vitL14 = CLIPConfig(
+    embedDim: 768, vision: CLIPVisionConfig(width: 1024, layers: 24, heads: 16, patchSize: 14, imageSize: 224),
+    text: CLIPTextConfig(width: 768, layers: 12, heads: 12))
+
+  /// Programming-error checks for configs built in code; loaded configs are checked with typed errors first.
+  public var problems: [String] {
+    var found: [String] = []
+    if vision.width % vision.heads != 0 { found.append("vision width \(vision.width) not divisible by \(vision.heads) heads") }
+    if text.width % text.heads != 0 { found.append("text width \(text.width) not divisible by \(text.heads) heads") }
+    if vision.imageSize % vision.patchSize != 0 {
+      found.append("image size \(vision.imageSize) not a multiple of patch size \(vision.patchSize)")
+    }
+    if text.endOfTextId < 0 || text.endOfTextId >= text.vocabSize {
+      found.append("end-of-text id \(text.endOfTextId) outside the vocabulary of \(text.vocabSize)")
+    }
+    for (name, v) in [("embedDim", embedDim), ("vision.layers", vision.layers), ("text.layers", text.layers),
+                      ("vision.width", vision.width), ("text.width", text.width), ("text.contextLength", text.contextLength)]
+    where v <= 0 { found.append("\(name) must be positive (got \(v))") }
+    return found
+  }
+}

@@ -1,3 +1,0 @@
-// CLIP module: see README "Architecture". Filled in by its issue.
-import Tensor
-import Kernels

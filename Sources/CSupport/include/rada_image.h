@@ -1,0 +1,33 @@
+// Image decoding shims for libjpeg-turbo and libpng. Both libraries report errors by longjmp, which Swift
+// cannot do, so the decode calls live here behind setjmp and return an error message instead.
+// Output: interleaved rows, top to bottom, in the mode Pillow would open the file in (see image.c).
+#ifndef RADA_IMAGE_H
+#define RADA_IMAGE_H
+#include <stddef.h>
+#include <stdint.h>
+
+/// What a decode produced. `pixels` is malloc'ed (free with rada_image_free); NULL on error.
+typedef struct {
+  int width, height;
+  /// Samples per pixel in `pixels`: 1 (L, 1, I;16), 2 (LA), 3 (RGB, and P expanded to RGB), 4 (RGBA).
+  int channels;
+  /// 8, or 16 for 16-bit grayscale PNG (Pillow mode I;16; samples are native-endian uint16).
+  int bitDepth;
+  /// 1 for a palette PNG (Pillow mode P; pixels hold the palette colours, RGB).
+  int isPalette;
+  /// 1 for a 1-bit grayscale PNG (Pillow mode 1; pixels are 0 or 255).
+  int isBilevel;
+  uint8_t *pixels;
+} rada_image;
+
+/// Decodes a baseline or progressive JPEG with libjpeg-turbo's default settings (as Pillow does).
+/// Grayscale stays 1 channel, YCbCr becomes RGB. Returns 0, or -1 with a message in `error`.
+int rada_decode_jpeg(const uint8_t *data, size_t size, rada_image *out, char *error, size_t errorSize);
+
+/// Decodes any PNG with libpng: 16-bit colour is cut to its high byte (as Pillow does), 16-bit gray is kept,
+/// palettes are expanded to RGB without tRNS, 1/2/4-bit gray is scaled to 8 bits. Returns 0 or -1.
+int rada_decode_png(const uint8_t *data, size_t size, rada_image *out, char *error, size_t errorSize);
+
+void rada_image_free(rada_image *image);
+
+#endif

@@ -1,0 +1,52 @@
+// Element-wise activations of the CLIP MLPs: exact GELU (torch.nn.GELU(), erf form, used by open_clip
+// ViT-B/16 "timm-like" and HF models) and QuickGELU x·σ(1.702x) (OpenAI CLIP checkpoints).
+// Shapes: any; `count` elements. Polynomial erf/exp from FastMath keep the loops vectorised;
+// large tensors are split over Parallel.threads.
+import Tensor
+
+public enum GELU {
+  /// out = x · Φ(x) = 0.5 · x · (1 + erf(x / √2)).
+  public static func forward(out: MutableFloats, x: Floats, count: Int) {
+    Parallel.forChunks(count) { start, end in
+      for i in start..<end {
+        let v = x[i]
+        out[i] = 0.5 * v * fastOnePlusErf(v * 0.707_106_781_186_547_5)
+      }
+    }
+  }
+
+  /// Adds into dX. d/dx [x·Φ(x)] = Φ(x) + x·φ(x), φ(x) = exp(−x²/2) / √(2π).
+  public static func backward(dX: MutableFloats, dOut: Floats, x: Floats, count: Int) {
+    Parallel.forChunks(count) { start, end in
+      for i in start..<end {
+        let v = x[i]
+        let cdf = 0.5 * fastOnePlusErf(v * 0.707_106_781_186_547_5)
+        let pdf = 0.398_942_280_401_432_7 * fastExp(-0.5 * v * v)
+        dX[i] += dOut[i] * (cdf + v * pdf)
+      }
+    }
+  }
+}
+
+public enum QuickGELU {
+  /// out = x · σ(1.702 · x).
+  public static func forward(out: MutableFloats, x: Floats, count: Int) {
+    Parallel.forChunks(count) { start, end in
+      for i in start..<end {
+        let v = x[i]
+        out[i] = v * fastSigmoid(1.702 * v)
+      }
+    }
+  }
+
+  /// Adds into dX. With s = σ(1.702x): d/dx [x·s] = s + 1.702 · x · s · (1 − s).
+  public static func backward(dX: MutableFloats, dOut: Floats, x: Floats, count: Int) {
+    Parallel.forChunks(count) { start, end in
+      for i in start..<end {
+        let v = x[i]
+        let s = fastSigmoid(1.702 * v)
+        dX[i] += dOut[i] * (s + 1.702 * v * s * (1 - s))
+      }
+    }
+  }
+}

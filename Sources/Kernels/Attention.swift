@@ -1,0 +1,103 @@
+// Multi-head self-attention core of torch.nn.MultiheadAttention, between its in-projection and out-projection:
+//   per batch b and head h:  S = q·kᵀ / √Dh (+ causal mask),  P = softmax(S),  out = P·v
+// Shapes: qkv (B, T, 3C) packed [q | k | v] per token as torch's in_proj output; out (B, T, C) heads
+// concatenated (head h owns columns h·Dh ..< (h+1)·Dh); probs (B, H, T, T) saved for backward; C = H·Dh.
+// Every product is one sgemm on the packed layout (leading dimension 3C or C), so nothing is copied.
+import Foundation
+import Tensor
+
+public enum Attention {
+  /// Floats of scratch `backward` needs when the caller passes one: one (T, T) matrix.
+  public static func scratchCount(tokens: Int) -> Int { tokens * tokens }
+
+  /// out (B, T, C) = heads-concatenated softmax(q·kᵀ/√Dh [+ causal mask]) · v; writes probs (B, H, T, T).
+  /// With `causal`, token i attends to j ≤ i and probs above the diagonal are exactly 0 (torch adds −inf).
+  public static func forward(out: MutableFloats, probs: MutableFloats, qkv: Floats,
+                             batch: Int, tokens: Int, heads: Int, headDim: Int, causal: Bool) {
+    let width = heads * headDim, packed = 3 * width
+    let scale = 1 / Float(headDim).squareRoot()
+    for b in 0..<batch {
+      let base = qkv + b * tokens * packed
+      for h in 0..<heads {
+        let q = base + h * headDim, k = base + width + h * headDim, v = base + 2 * width + h * headDim
+        let p = probs + (b * heads + h) * tokens * tokens
+        // S (T, T) = scale · q (T, Dh) · kᵀ (Dh, T)      rows of q and k are `packed` apart
+        gemm(.noTranspose, .transpose, m: tokens, n: tokens, k: headDim, alpha: scale,
+             a: q, lda: packed, b: k, ldb: packed, c: p, ldc: tokens)
+        for i in 0..<tokens {
+          let row = p + i * tokens
+          let visible = causal ? i + 1 : tokens
+          Softmax.row(out: row, x: Floats(row), cols: visible)
+          if visible < tokens { (row + visible).update(repeating: 0, count: tokens - visible) }
+        }
+        // out[b, :, h·Dh ..< (h+1)·Dh] (T, Dh) = P (T, T) · v (T, Dh)
+        gemm(.noTranspose, .noTranspose, m: tokens, n: headDim, k: tokens,
+             a: p, lda: tokens, b: v, ldb: packed, c: out + b * tokens * width + h * headDim, ldc: width)
+      }
+    }
+  }
+
+  /// Adds into dQKV (B, T, 3C), reading probs from `forward`. scratch: `scratchCount(tokens:)` floats, or nil
+  /// to use a shared buffer kept by this enum (grown once, guarded by a lock).
+  /// forward was out = P·v, P = softmax(S), S = scale·q·kᵀ, so
+  ///   dv = Pᵀ·dOut,  dP = dOut·vᵀ,  dS = P ⊙ (dP − rowsum(dP ⊙ P)),  dq = scale·dS·k,  dk = scale·dSᵀ·q.
+  /// Masked entries have P = 0, hence dS = 0: the causal mask needs no extra work here.
+  public static func backward(dQKV: MutableFloats, dOut: Floats, qkv: Floats, probs: Floats,
+                              batch: Int, tokens: Int, heads: Int, headDim: Int, causal: Bool,
+                              scratch: MutableFloats? = nil) {
+    if let scratch {
+      backward(dQKV: dQKV, dOut: dOut, qkv: qkv, probs: probs, batch: batch, tokens: tokens, heads: heads,
+               headDim: headDim, causal: causal, dScores: scratch)
+      return
+    }
+    SharedScratch.lock.lock()
+    defer { SharedScratch.lock.unlock() }
+    let needed = scratchCount(tokens: tokens)
+    if SharedScratch.buffer.count < needed { SharedScratch.buffer = FloatBuffer(count: needed) }
+    backward(dQKV: dQKV, dOut: dOut, qkv: qkv, probs: probs, batch: batch, tokens: tokens, heads: heads,
+             headDim: headDim, causal: causal, dScores: SharedScratch.buffer.pointer)
+  }
+
+  /// The fallback scratch: allocated on first use and whenever a longer sequence appears, never per call.
+  private enum SharedScratch {
+    nonisolated(unsafe) static var buffer = FloatBuffer(count: 0)
+    static let lock = NSLock()
+  }
+
+  private static func backward(dQKV: MutableFloats, dOut: Floats, qkv: Floats, probs: Floats,
+                               batch: Int, tokens: Int, heads: Int, headDim: Int, causal: Bool,
+                               dScores: MutableFloats) {
+    let width = heads * headDim, packed = 3 * width
+    let scale = 1 / Float(headDim).squareRoot()
+    for b in 0..<batch {
+      let base = qkv + b * tokens * packed, dBase = dQKV + b * tokens * packed
+      for h in 0..<heads {
+        let offset = h * headDim
+        let q = base + offset, k = base + width + offset, v = base + 2 * width + offset
+        let dq = dBase + offset, dk = dBase + width + offset, dv = dBase + 2 * width + offset
+        let p = probs + (b * heads + h) * tokens * tokens
+        let dO = dOut + b * tokens * width + offset
+        // dv (T, Dh) += Pᵀ (T, T) · dOut_h (T, Dh)
+        gemm(.transpose, .noTranspose, m: tokens, n: headDim, k: tokens,
+             a: p, lda: tokens, b: dO, ldb: width, beta: 1, c: dv, ldc: packed)
+        // dP (T, T) = dOut_h (T, Dh) · vᵀ (Dh, T)
+        gemm(.noTranspose, .transpose, m: tokens, n: tokens, k: headDim,
+             a: dO, lda: width, b: v, ldb: packed, c: dScores, ldc: tokens)
+        // dS = P ⊙ (dP − Σ_j dP·P), row by row; with the causal mask only j ≤ i can be nonzero.
+        for i in 0..<tokens {
+          let dRow = dScores + i * tokens, pRow = p + i * tokens
+          let visible = causal ? i + 1 : tokens
+          let dotDP = rowDot(Floats(dRow), pRow, visible)
+          for j in 0..<visible { dRow[j] = pRow[j] * (dRow[j] - dotDP) }
+          if visible < tokens { (dRow + visible).update(repeating: 0, count: tokens - visible) }
+        }
+        // dq (T, Dh) += scale · dS (T, T) · k (T, Dh)
+        gemm(.noTranspose, .noTranspose, m: tokens, n: headDim, k: tokens, alpha: scale,
+             a: dScores, lda: tokens, b: k, ldb: packed, beta: 1, c: dq, ldc: packed)
+        // dk (T, Dh) += scale · dSᵀ (T, T) · q (T, Dh)
+        gemm(.transpose, .noTranspose, m: tokens, n: headDim, k: tokens, alpha: scale,
+             a: dScores, lda: tokens, b: q, ldb: packed, beta: 1, c: dk, ldc: packed)
+      }
+    }
+  }
+}

@@ -1,1 +1,0 @@
-// RAda module: see README "Architecture". Filled in by its issue.
