@@ -165,7 +165,9 @@ public enum Synthetic {
         }
       }
     }
-    try Data(captions.utf8).write(to: URL(fileURLWithPath: "\(directory)/pretrain/captions.csv"))
+    if spec.pretrainPerClass > 0 {
+      try Data(captions.utf8).write(to: URL(fileURLWithPath: "\(directory)/pretrain/captions.csv"))
+    }
     let readme = """
       rada synthetic dataset (rada synth, seed \(spec.seed), \(spec.size) px)
       classes (\(spec.classNames.count)): \(spec.classNames.joined(separator: ", "))

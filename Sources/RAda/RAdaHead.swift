@@ -56,9 +56,8 @@ public final class RAdaHead {
 
   /// out (N, D) = x (N, D) · Wᵀ + b
   static func linearForward(out: MutableFloats, x: Floats, weight: Floats, bias: Floats, rows: Int, dim: Int) {
-    Parallel.forChunks(rows * dim, minimumWork: 1 << 16) { start, end in
-      var i = start
-      while i < end { out[i] = bias[i % dim]; i += 1 }
+    Parallel.forChunks(rows, minimumWork: max(1, (1 << 16) / dim)) { start, end in
+      for r in start..<end { (out + r * dim).update(from: bias, count: dim) }
     }
     // out (N, D) += x (N, D) · weight (D, D)ᵀ
     gemm(.noTranspose, .transpose, m: rows, n: dim, k: dim, a: x, b: weight, beta: 1, c: out)
@@ -219,6 +218,10 @@ public final class RAdaHead {
   /// (gradients with respect to the normalised features; needs a workspace planned with inputGradients).
   public func backward(workspace ws: RAdaWorkspace, dImageFeatures: MutableFloats? = nil,
                        dTextFeatures: MutableFloats? = nil) throws {
+    guard ws.isTraining else {
+      throw RAdaError.workspaceMismatch(what: "training buffers (1 = asked; planned with training: false)",
+                                        asked: 1, planned: 0)
+    }
     let wantsInputs = dImageFeatures != nil || dTextFeatures != nil
     if wantsInputs && !ws.hasInputGradients {
       throw RAdaError.workspaceMismatch(what: "input gradients (1 = asked)", asked: 1, planned: 0)

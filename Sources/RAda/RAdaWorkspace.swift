@@ -13,6 +13,8 @@ public final class RAdaWorkspace {
   /// Worker threads planned for (each owns K·K scratch maps and a dQ2 accumulator).
   public let workers: Int
   public let hasInputGradients: Bool
+  /// False for evaluation-only workspaces: no backward buffers (about half the memory).
+  public let isTraining: Bool
 
   // Set by forward / loss.
   public internal(set) var batch = 0
@@ -65,8 +67,9 @@ public final class RAdaWorkspace {
 
   /// - Parameters:
   ///   - inputGradients: plan dF/dT (needed when the towers are trained through the head, FFT).
+  ///   - training: false plans forward buffers only (evaluation); backward then throws.
   ///   - workers: threads for the per-sample attention (default `Parallel.threads`).
-  public init(config: RAdaConfig, maxBatch: Int, classes: Int, inputGradients: Bool = false,
+  public init(config: RAdaConfig, maxBatch: Int, classes: Int, inputGradients: Bool = false, training: Bool = true,
               workers: Int? = nil) throws {
     try config.validate()
     guard maxBatch > 0 else { throw RAdaError.workspaceMismatch(what: "maxBatch", asked: maxBatch, planned: 1) }
@@ -75,7 +78,8 @@ public final class RAdaWorkspace {
     self.maxBatch = maxBatch
     self.classes = classes
     self.workers = max(1, min(workers ?? Parallel.threads, maxBatch))
-    self.hasInputGradients = inputGradients
+    self.hasInputGradients = inputGradients && training
+    self.isTraining = training
     self.maskLossKind = config.loss
     let d = config.dim, h = config.heads, rows = maxBatch * classes
     image = FloatBuffer(count: maxBatch * d); text = FloatBuffer(count: classes * d)
@@ -88,14 +92,16 @@ public final class RAdaWorkspace {
     rowSoftmax1 = FloatBuffer(count: maxBatch * h * classes)
     mask = FloatBuffer(count: rows * d); logits = FloatBuffer(count: rows); dLogits = FloatBuffer(count: rows)
     maxIndex = Array(repeating: 0, count: maxBatch)
-    dOut = FloatBuffer(count: rows * d); dAttended = FloatBuffer(count: rows * d)
-    dQuery1 = FloatBuffer(count: maxBatch * d); dQuery2 = FloatBuffer(count: classes * d)
-    dQuery3 = FloatBuffer(count: rows * d); dKey = FloatBuffer(count: rows * d); dValue = FloatBuffer(count: rows * d)
-    dRelation = FloatBuffer(count: inputGradients ? rows * d : 0)
-    dScaledImage = FloatBuffer(count: inputGradients ? maxBatch * d : 0)
-    dScaledText = FloatBuffer(count: inputGradients ? classes * d : 0)
+    let t = training ? 1 : 0, i = hasInputGradients ? 1 : 0
+    dOut = FloatBuffer(count: t * rows * d); dAttended = FloatBuffer(count: t * rows * d)
+    dQuery1 = FloatBuffer(count: t * maxBatch * d); dQuery2 = FloatBuffer(count: t * classes * d)
+    dQuery3 = FloatBuffer(count: t * rows * d); dKey = FloatBuffer(count: t * rows * d)
+    dValue = FloatBuffer(count: t * rows * d)
+    dRelation = FloatBuffer(count: i * rows * d)
+    dScaledImage = FloatBuffer(count: i * maxBatch * d)
+    dScaledText = FloatBuffer(count: i * classes * d)
     scratch = FloatBuffer(count: self.workers * (3 * classes * classes + 2 * classes))
-    dQuery2PerWorker = FloatBuffer(count: self.workers * classes * d)
+    dQuery2PerWorker = FloatBuffer(count: t * self.workers * classes * d)
   }
 
   /// Bytes held by this workspace (for the memory report).

@@ -170,7 +170,14 @@ public enum EFTSession {
       learningRate: { schedule.lr(step: $0) }, runDirectory: runDirectory, keepCheckpoints: config.run.keepCheckpoints)
     loop.log = options.log
     try loop.broadcastState()
-    if options.resume { _ = try loop.resume() }
+    if options.resume {
+      _ = try loop.resume()
+      if loop.step >= totalSteps && FileManager.default.fileExists(atPath: runDirectory.file("COMPLETE")) {
+        log("\(runDirectory.path) is already complete at step \(loop.step) (asked for \(totalSteps)); nothing to do. "
+            + "Give a larger --steps/--epochs to extend it.")
+        return TrainSummary(steps: loop.step, finalMetrics: [:], lossHistory: [])
+      }
+    }
 
     if let evalSpec = config.data.eval {
       let evaluation = try EvalSet(spec: evalSpec, config: config, model: model, tokenizer: tokenizer, world: world,

@@ -42,7 +42,7 @@ public struct Evaluator {
     let mine = GlobalBatchSampler.shardRange(count: total, rank: world.rank, size: world.size)
     let features = FloatBuffer(count: chunk * dim)
     let localLogits = FloatBuffer(count: max(1, mine.count) * classes)
-    let workspace = try head.map { try RAdaWorkspace(config: $0.config, maxBatch: chunk, classes: classes) }
+    let workspace = try head.map { try RAdaWorkspace(config: $0.config, maxBatch: chunk, classes: classes, training: false) }
     let scale = Float(exp(Double(logitScale)))
     var start = mine.lowerBound
     while start < mine.upperBound {

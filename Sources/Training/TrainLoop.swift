@@ -32,6 +32,16 @@ public protocol StepModel: AnyObject {
   func forwardBackward(positions: [Int], epoch: Int, reducer: GradientReducer) throws -> StepLosses
   /// Tensor files for a checkpoint besides the optimiser state ("head.safetensors", "model.safetensors").
   func checkpointFiles() -> [String: [SafetensorsWriter.Tensor]]
+  /// Runs on every rank after the gradients are averaged across ranks and found finite, right before the
+  /// optimiser step (FFT: global-norm clipping). Default: nothing.
+  func gradientsAveraged() throws
+  /// Runs on every rank after the optimiser step (FFT: clamp logit_scale). Default: nothing.
+  func parametersUpdated()
+}
+
+extension StepModel {
+  public func gradientsAveraged() throws {}
+  public func parametersUpdated() {}
 }
 
 public enum TrainError: Error, CustomStringConvertible {
@@ -217,8 +227,10 @@ public final class TrainLoop {
         throw TrainError.nonFinite(step: s + 1, what: bad)
       }
 
+      try model.gradientsAveraged()
       let lr = learningRate(s)
       optimizer.step(parameters: model.parameters, gradients: grads, lr: Float(lr))
+      model.parametersUpdated()
       step = s + 1
       lossHistory.append(loss)
       intervalSteps += 1

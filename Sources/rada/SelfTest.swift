@@ -10,7 +10,7 @@ import Training
 struct SelfTest: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "selftest", abstract: "Checks for a new installation (run under mpirun).",
-    subcommands: [Collectives.self, Fail.self, Compare.self])
+    subcommands: [Collectives.self, Fail.self, Compare.self, CompareMetrics.self])
 
   struct Collectives: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Check every collective on known values.")
@@ -70,6 +70,38 @@ struct SelfTest: ParsableCommand {
         }
       }
       print(String(format: "max relative difference %.3e", worst) + (worstName.isEmpty ? "" : " at \(worstName)"))
+      if !(worst <= tolerance) { throw ExitCode(1) }
+    }
+  }
+
+  struct CompareMetrics: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      commandName: "compare-metrics",
+      abstract: "Compare one metric per step between two metrics.jsonl files (the last line of a step wins).")
+    @Argument(help: "First metrics.jsonl.") var first: String
+    @Argument(help: "Second metrics.jsonl.") var second: String
+    @Option(help: "Metric key.") var key = "train/loss"
+    @Option(help: "Allowed relative difference.") var tolerance: Double = 0
+
+    func run() throws {
+      func series(_ path: String) -> [Int: Double] {
+        var out: [Int: Double] = [:]
+        for line in MetricsLog.read(path: path) {
+          if let step = line["step"] as? Int, let value = line[key] as? Double { out[step] = value }
+        }
+        return out
+      }
+      let a = series(first), b = series(second)
+      guard !a.isEmpty, Set(a.keys) == Set(b.keys) else {
+        print("steps with \(key) differ: \(a.keys.sorted()) vs \(b.keys.sorted())")
+        throw ExitCode(1)
+      }
+      var worst = 0.0, at = 0
+      for (step, x) in a {
+        let d = abs(x - b[step]!) / max(1e-12, abs(x))
+        if !(d <= worst) { worst = d; at = step }
+      }
+      print(String(format: "\(key): \(a.count) steps, max relative difference %.3e at step \(at)", worst))
       if !(worst <= tolerance) { throw ExitCode(1) }
     }
   }

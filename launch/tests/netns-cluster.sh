@@ -6,6 +6,7 @@
 # Expected: exit 0.
 set -uo pipefail
 rada="${1:?usage: netns-cluster.sh RADA_BINARY}"
+source "$(dirname "$0")/../common.sh"
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 net="$root/cluster/netns"
 if ! "$net/up" 3 >/dev/null 2>&1; then

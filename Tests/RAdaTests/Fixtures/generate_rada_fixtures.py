@@ -221,6 +221,8 @@ if __name__ == "__main__":
     run_case("linf", batch=4, classes=5, dim=32, out_scale=0.3, temperature=0.5, alpha=0.7, kind="linf")
     run_case("zeroshot", batch=4, classes=5, dim=32, out_scale=0.0, temperature=1.0, alpha=0.7, kind="linf")
     run_case("mse", batch=3, classes=6, dim=32, out_scale=0.3, temperature=2.0, alpha=0.5, kind="mse")
+    # K = 21 exercises the 16-wide vector loops and their tails in the attention kernels.
+    run_case("wide", batch=2, classes=21, dim=32, out_scale=0.2, temperature=0.8, alpha=0.6, kind="linf")
     training_case()
     optimizer_case()
     schedule_case()
