@@ -65,6 +65,18 @@ public enum SessionParts {
     }
   }
 
+  /// RUN/bad_samples.txt: every image skipped by --skip-bad-samples on any rank (path and reason), and a count
+  /// on the console. Nothing is written when no image failed.
+  public static func writeBadSamples(_ tower: TowerFeatureSource, dataset: Dataset, world: Collective,
+                                     runDirectory: RunDirectory, log: (String) -> Void) throws {
+    let mine = tower.badSamples.map { "\(dataset.samples[$0.position].path)\t\($0.reason)" }.joined(separator: "\n")
+    let all = try world.allGather(string: mine).filter { !$0.isEmpty }
+    guard world.isCoordinator, !all.isEmpty else { return }
+    let lines = Array(Set(all.joined(separator: "\n").split(separator: "\n").map(String.init))).sorted()
+    try runDirectory.writeAtomically("bad_samples.txt", lines.joined(separator: "\n") + "\n")
+    log("skipped \(lines.count) unreadable image(s) (--skip-bad-samples); list in \(runDirectory.file("bad_samples.txt"))")
+  }
+
   /// The logit scale in log space: the model's own unless `--logit-scale` (linear) is given.
   public static func logitScale(model: CLIPModel, config: TrainConfig) -> Float {
     if let s = config.model.logitScale { return Float(log(s)) }
@@ -135,7 +147,9 @@ public enum EFTSession {
                                               templates: config.rada.templates)
     let logitScale = SessionParts.logitScale(model: model, config: config)
     let imageSize = model.config.vision.imageSize
-    let tower = TowerFeatureSource(model: model, count: train.count,
+    for note in train.notes { log(note) }
+    try GlobalBatchSampler.check(datasetSize: train.count, globalBatch: config.run.batchSize, dropLast: false)
+    let tower = TowerFeatureSource(model: model, count: train.count, skipBadSamples: config.data.skipBadSamples,
                                    loadPixels: SessionParts.pixelLoader(dataset: train, imageSize: imageSize,
                                                                         augment: config.data.augment, seed: config.run.seed))
     let source: ImageFeatureSource
@@ -166,7 +180,7 @@ public enum EFTSession {
                            checkpointEvery: config.run.checkpointEvery, skipNonFinite: config.run.nonFinite == "skip",
                            checksumEvery: config.run.checksumEvery, bestMetric: config.run.bestMetric,
                            bestIsMax: config.run.bestMode == "max", seed: config.run.seed,
-                           configYAML: (try? config.yaml()) ?? ""),
+                           configYAML: (try? config.yaml()) ?? "", watchdogSeconds: config.run.collectiveTimeout),
       learningRate: { schedule.lr(step: $0) }, runDirectory: runDirectory, keepCheckpoints: config.run.keepCheckpoints)
     loop.log = options.log
     try loop.broadcastState()
@@ -184,8 +198,16 @@ public enum EFTSession {
                                    cacheDirectory: options.featureCacheDirectory, log: log)
       loop.evaluate = { _ in try evaluation.metrics(head: head, logitScale: logitScale, world: world, prefix: "val") }
     }
-    try loop.run()
+    // bad_samples.txt is gathered with a collective, so only on paths every rank takes together: the end of the
+    // run, or a stop all ranks agreed on (never while unwinding from one rank's error).
+    do { try loop.run() } catch let error as TrainError {
+      if case .stopped = error {
+        try SessionParts.writeBadSamples(tower, dataset: train, world: world, runDirectory: runDirectory, log: log)
+      }
+      throw error
+    }
     let final = try loop.finish()
+    try SessionParts.writeBadSamples(tower, dataset: train, world: world, runDirectory: runDirectory, log: log)
     if world.isCoordinator {
       try SafetensorsWriter.write(eft.checkpointFiles()["head.safetensors"]!, metadata: ["format": "pt"],
                                   to: runDirectory.file("head.safetensors"))

@@ -16,16 +16,37 @@ public final class TowerFeatureSource: ImageFeatureSource {
   public let count: Int
   public var dim: Int { model.config.embedDim }
   private let loadPixels: PixelLoader
+  /// With `skipBadSamples`, an unreadable image is replaced by the next readable one of the same batch (so
+  /// the batch keeps its size and the result does not depend on timing) and recorded here, never silently.
+  public let skipBadSamples: Bool
+  public private(set) var badSamples: [(position: Int, reason: String)] = []
+  private var knownBad: Set<Int> = []
 
-  public init(model: CLIPModel, count: Int, loadPixels: @escaping PixelLoader) {
-    self.model = model; self.count = count; self.loadPixels = loadPixels
+  public init(model: CLIPModel, count: Int, skipBadSamples: Bool = false, loadPixels: @escaping PixelLoader) {
+    self.model = model; self.count = count; self.skipBadSamples = skipBadSamples; self.loadPixels = loadPixels
   }
 
   public func features(positions: [Int], epoch: Int, into out: MutableFloats) throws {
     let perImage = 3 * model.config.vision.imageSize * model.config.vision.imageSize
+    var loaded: [[Float]?] = []
+    for p in positions {
+      do { loaded.append(try loadPixels(p, epoch)) } catch {
+        guard skipBadSamples else { throw error }
+        if knownBad.insert(p).inserted { badSamples.append((p, "\(error)")) }
+        loaded.append(nil)
+      }
+    }
+    guard let firstGood = loaded.firstIndex(where: { $0 != nil }) else {
+      throw TrainError.datasetTooSmall("every image of a batch failed to load (positions \(positions)); "
+        + "first error: \(badSamples.last?.reason ?? "?")")
+    }
     var pixels = [Float]()
     pixels.reserveCapacity(positions.count * perImage)
-    for p in positions { pixels += try loadPixels(p, epoch) }
+    for i in loaded.indices {
+      // a failed slot takes the next good image of the batch, wrapping round
+      let source = loaded[i] ?? (loaded[(i + 1)...].first(where: { $0 != nil }) ?? loaded[firstGood])!
+      pixels += source
+    }
     let embeds = model.encodeImages(pixels: pixels, count: positions.count, normalize: true)
     embeds.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: embeds.count) }
   }

@@ -74,6 +74,8 @@ public struct LoopOptions {
   public var evalEvery: Int
   public var checkpointEvery: Int
   public var skipNonFinite: Bool
+  /// Seconds without a completed step (or evaluation/checkpoint) before the watchdog ends the job (0 = off).
+  public var watchdogSeconds: Double = 0
   public var checksumEvery: Int
   public var bestMetric: String
   public var bestIsMax: Bool
@@ -85,12 +87,12 @@ public struct LoopOptions {
   public init(totalSteps: Int, globalBatch: Int, accumulation: Int = 1, logEvery: Int = 10, evalEvery: Int = 0,
               checkpointEvery: Int = 0, skipNonFinite: Bool = false, checksumEvery: Int = 100,
               bestMetric: String = "val/top1", bestIsMax: Bool = true, seed: Int = 1, configYAML: String = "",
-              printProgress: Bool = true, label: String = "train") {
+              printProgress: Bool = true, label: String = "train", watchdogSeconds: Double = 0) {
     self.totalSteps = totalSteps; self.globalBatch = globalBatch; self.accumulation = accumulation
     self.logEvery = logEvery; self.evalEvery = evalEvery; self.checkpointEvery = checkpointEvery
     self.skipNonFinite = skipNonFinite; self.checksumEvery = checksumEvery; self.bestMetric = bestMetric
     self.bestIsMax = bestIsMax; self.seed = seed; self.configYAML = configYAML; self.printProgress = printProgress
-    self.label = label
+    self.label = label; self.watchdogSeconds = watchdogSeconds
   }
 }
 
@@ -179,6 +181,8 @@ public final class TrainLoop {
   /// Runs from the current step to `options.totalSteps`. Returns normally when done; throws
   /// TrainError.stopped after a signal (a checkpoint was written), or another error.
   public func run() throws {
+    let watchdog = Watchdog(seconds: options.watchdogSeconds, rank: world.rank)
+    defer { watchdog.stop() }
     let localBatch = options.globalBatch / world.size
     let microBatch = localBatch / options.accumulation
     precondition(microBatch * options.accumulation * world.size == options.globalBatch, "batch must divide (validated earlier)")
@@ -228,6 +232,7 @@ public final class TrainLoop {
       }
 
       try model.gradientsAveraged()
+      watchdog.beat()
       let lr = learningRate(s)
       optimizer.step(parameters: model.parameters, gradients: grads, lr: Float(lr))
       model.parametersUpdated()
@@ -255,10 +260,12 @@ public final class TrainLoop {
       injectFaultIfAsked()
       if faultPending { throw TrainError.datasetTooSmall("injected error after step \(step) (RADA_FAULT=error)") }
       var evaluated: [String: Double] = [:]
+      watchdog.beat()
       if options.evalEvery > 0 && step % options.evalEvery == 0 && step < options.totalSteps, let evaluate {
         evaluated = try evaluate(step)
         logEvaluation(evaluated)
       }
+      watchdog.beat()
       let improved = noteBest(evaluated)
       let periodic = options.checkpointEvery > 0 && step % options.checkpointEvery == 0
       if stopRequested || periodic || improved {
@@ -277,6 +284,7 @@ public final class TrainLoop {
     switch env["RADA_FAULT"] ?? "kill" {
     case "term": kill(getpid(), SIGTERM)
     case "error": faultPending = true
+    case "hang": fflush(stdout); kill(getpid(), SIGSTOP)  // alive but stuck: only a watchdog notices
     default: fflush(stdout); kill(getpid(), SIGKILL)
     }
   }
@@ -360,5 +368,44 @@ public final class TrainLoop {
     failure = try world.broadcast(string: failure, root: 0)
     if !failure.isEmpty { throw CheckpointError.writeFailed(path: runDirectory?.checkpointsPath ?? "", reason: failure) }
     return path
+  }
+}
+
+/// Ends the job when this rank makes no progress for `seconds`: a rank that hangs (alive, so MPI notices nothing)
+/// or a collective that never completes would otherwise block every rank forever. It prints which rank gave up
+/// and exits non-zero, which makes mpirun (or srun --kill-on-bad-exit) end the other ranks.
+final class Watchdog {
+  private let seconds: Double
+  private let rank: Int
+  private let lock = NSLock()
+  private var last = DispatchTime.now().uptimeNanoseconds
+  private var running = true
+
+  init(seconds: Double, rank: Int) {
+    self.seconds = seconds
+    self.rank = rank
+    guard seconds > 0 else { running = false; return }
+    let thread = Thread { [weak self] in self?.watch() }
+    thread.name = "rada-watchdog"
+    thread.start()
+  }
+
+  func beat() { lock.lock(); last = DispatchTime.now().uptimeNanoseconds; lock.unlock() }
+  func stop() { lock.lock(); running = false; lock.unlock() }
+
+  private func watch() {
+    while true {
+      Thread.sleep(forTimeInterval: min(1, seconds / 4))
+      lock.lock()
+      let idle = Double(DispatchTime.now().uptimeNanoseconds - last) * 1e-9, alive = running
+      lock.unlock()
+      if !alive { return }
+      if idle > seconds {
+        let message = "rank \(rank): watchdog: no training progress for \(Int(idle)) s (limit run.collectiveTimeout = "
+          + "\(Int(seconds)) s); a rank is hung or a collective cannot complete. Ending the job; resume with --resume auto.\n"
+        FileHandle.standardError.write(message.data(using: .utf8)!)
+        _exit(124)
+      }
+    }
   }
 }

@@ -96,9 +96,28 @@ took=$((SECONDS - start))
 [ $took -le 20 ] || fail "error on one rank took ${took}s to end the job"
 grep -q "rank 1: error: injected error" "$work/e.log" || fail "error message lacks the rank: $(tail -5 "$work/e.log")"
 
+# 6b. a rank that hangs (alive but stuck, SIGSTOP): the watchdog ends the job after run.collectiveTimeout
+start=$SECONDS
+RADA_FAULT_STEP=3 RADA_FAULT=hang RADA_FAULT_RANK=1 timeout 90 "${mpi[@]}" -np 2 "$rada" "${common[@]}" \
+  --run-dir "$work/h" --set run.collectiveTimeout=4 > "$work/h.log" 2>&1 && fail "hung run exited 0"
+took=$((SECONDS - start))
+[ $took -le 40 ] || fail "a hung rank was noticed only after ${took}s"
+grep -q "watchdog: no training progress" "$work/h.log" || fail "no watchdog message: $(tail -5 "$work/h.log")"
+
 # 7. refuse an existing run; NaN stops naming the tensor
 run 1 "$work/r1" > "$work/x.log" 2>&1 && fail "an existing run directory was overwritten"
 grep -q "already holds a run" "$work/x.log" || fail "no refusal message: $(cat "$work/x.log")"
 run 1 "$work/nan" --optim sgd --lr 1e38 --momentum 0 > "$work/nan.log" 2>&1 && fail "NaN run exited 0"
 grep -Eq "is NaN or Inf" "$work/nan.log" || fail "no NaN message: $(tail -3 "$work/nan.log")"
+
+# 8. a corrupt image: an error naming the file, or with --skip-bad-samples a listed skip
+cp -r "$work/data/train" "$work/bad" && echo "not an image" > "$work/bad/blue_circle/00001.png"
+"$rada" train --setting eft --model "$work/tiny.safetensors" --train "imagefolder:$work/bad" --run-dir "$work/b1" \
+  --steps 2 --batch-size 8 --no-shuffle --threads 1 > "$work/b1.log" 2>&1 && fail "corrupt image accepted"
+grep -q "blue_circle/00001.png is not a JPEG or PNG" "$work/b1.log" || fail "error does not name the file: $(tail -2 "$work/b1.log")"
+"${mpi[@]}" -np 2 "$rada" train --setting eft --model "$work/tiny.safetensors" --train "imagefolder:$work/bad" \
+  --run-dir "$work/b2" --steps 2 --batch-size 8 --no-shuffle --threads 1 --skip-bad-samples > "$work/b2.log" 2>&1 \
+  || { cat "$work/b2.log"; fail "--skip-bad-samples run failed"; }
+grep -q "blue_circle/00001.png" "$work/b2/bad_samples.txt" || fail "bad_samples.txt lacks the file"
+grep -q "skipped 1 unreadable image" "$work/b2.log" || fail "no skip count printed"
 echo "eft distributed: all checks passed"
