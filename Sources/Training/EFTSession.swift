@@ -184,6 +184,7 @@ public enum EFTSession {
       learningRate: { schedule.lr(step: $0) }, runDirectory: runDirectory, keepCheckpoints: config.run.keepCheckpoints)
     loop.log = options.log
     try loop.broadcastState()
+    defer { tower.stopPrefetch() }
     if options.resume {
       _ = try loop.resume()
       if loop.step >= totalSteps && FileManager.default.fileExists(atPath: runDirectory.file("COMPLETE")) {
@@ -197,6 +198,16 @@ public enum EFTSession {
       let evaluation = try EvalSet(spec: evalSpec, config: config, model: model, tokenizer: tokenizer, world: world,
                                    cacheDirectory: options.featureCacheDirectory, log: log)
       loop.evaluate = { _ in try evaluation.metrics(head: head, logitScale: logitScale, world: world, prefix: "val") }
+    }
+    if config.data.augment {
+      // Decode + augment upcoming micro-batches on background threads while the step computes.
+      let accumulation = config.run.accumulation, rank = world.rank, size = world.size
+      tower.prefetch(plan: { index in
+        let step = index / accumulation, micro = index % accumulation
+        let mine = GlobalBatchSampler.shard(sampler.positions(step: step), rank: rank, size: size)
+        return (Array(mine[(micro * microBatch)..<((micro + 1) * microBatch)]), sampler.epoch(ofStep: step))
+      }, from: loop.step * accumulation, count: totalSteps * accumulation, workers: config.data.loaderThreads,
+         depth: config.data.prefetchBatches, dataset: train)
     }
     // bad_samples.txt is gathered with a collective, so only on paths every rank takes together: the end of the
     // run, or a stop all ranks agreed on (never while unwinding from one rank's error).

@@ -26,7 +26,56 @@ public final class TowerFeatureSource: ImageFeatureSource {
     self.model = model; self.count = count; self.skipBadSamples = skipBadSamples; self.loadPixels = loadPixels
   }
 
+  // MARK: Background prefetch
+
+  /// The micro-batches the trainer will ask for, in order: index i -> (this rank's positions, epoch).
+  public typealias Plan = (Int) -> (positions: [Int], epoch: Int)
+  private var loader: BatchLoader<[Float]>?
+  private var plan: Plan?
+  private var cursor = 0, submitted = 0, depth = 0, planLength = 0
+
+  /// Decodes and augments the planned micro-batches on `workers` background threads, `depth` batches ahead,
+  /// so the step does not wait for images. Calls that do not match the plan fall back to loading in place.
+  public func prefetch(plan: @escaping Plan, from start: Int, count: Int, workers: Int, depth: Int, dataset: Dataset) {
+    let loadPixels = self.loadPixels
+    self.plan = plan
+    cursor = start; submitted = start; planLength = count; self.depth = max(1, depth)
+    loader = BatchLoader(workers: max(1, workers), prefetchDepth: self.depth, skipBadSamples: skipBadSamples,
+                         pathOf: { dataset.samples[$0].path }) { request in
+      try loadPixels(request.position, plan(request.step).epoch)
+    }
+    topUp()
+  }
+
+  public func stopPrefetch() { loader?.stop(); loader = nil }
+
+  private func topUp() {
+    guard let loader, let plan else { return }
+    while submitted < planLength && submitted < cursor + depth {
+      loader.submit(step: submitted, positions: plan(submitted).positions)
+      submitted += 1
+    }
+  }
+
+  /// Pixels of the planned batch when `positions` is the next one in the plan, else nil.
+  private func prefetched(_ positions: [Int]) throws -> [Float]? {
+    guard let loader, let plan, cursor < planLength, plan(cursor).positions == positions else { return nil }
+    guard let batch = try loader.next() else { return nil }
+    cursor += 1
+    topUp()
+    for slot in batch.replacedSlots where knownBad.insert(batch.positions[slot]).inserted {
+      let bad = loader.badSamples.first { $0.position == batch.positions[slot] }
+      badSamples.append((batch.positions[slot], bad?.reason ?? "unreadable"))
+    }
+    return batch.items.flatMap { $0 }
+  }
+
   public func features(positions: [Int], epoch: Int, into out: MutableFloats) throws {
+    if let pixels = try prefetched(positions) {
+      let embeds = model.encodeImages(pixels: pixels, count: positions.count, normalize: true)
+      embeds.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: embeds.count) }
+      return
+    }
     let perImage = 3 * model.config.vision.imageSize * model.config.vision.imageSize
     var loaded: [[Float]?] = []
     for p in positions {

@@ -53,3 +53,18 @@ final class TrainConfigTests: XCTestCase {
     XCTAssertThrowsError(try c.validate(ranks: 1)) { XCTAssertTrue("\($0)".contains("not both")) }
   }
 }
+
+final class ShippedConfigTests: XCTestCase {
+  /// The YAML files in launch/configs for `rada train` load (no unknown keys) and validate once the paths are given.
+  func testShippedTrainConfigsLoadAndValidate() throws {
+    let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+      .deletingLastPathComponent().appendingPathComponent("launch/configs")
+    for name in ["eft-base2new.yaml", "fft-imagenet.yaml"] {
+      var config = TrainConfig()
+      try config.merge(file: folder.appendingPathComponent(name).path)
+      config.model.path = "m"; config.data.train = "coop:/data:imagenet"; config.run.dir = "/tmp/x"
+      XCTAssertNoThrow(try config.validate(ranks: 1), name)
+      XCTAssertNotEqual(config, TrainConfig(), "\(name) changes the defaults")
+    }
+  }
+}
