@@ -103,8 +103,11 @@ public struct TextTower {
   }
 
   /// Adds the gradients of every text parameter into `g`, given dEmbeds (B, E) and/or dFeatures (B, E).
+  /// `afterLayer(l)`, if given, runs once block l's gradients are complete (l = L-1 down to 0): every text
+  /// gradient from block l's first tensor to the end of the tower is final then (FFT's gradient buckets).
   public func backward(dEmbeds: Floats?, dFeatures: Floats? = nil, ids: UnsafePointer<Int32>, batch: Int,
-                       parameters p: Floats, gradients g: MutableFloats, activations a: TextActivations) {
+                       parameters p: Floats, gradients g: MutableFloats, activations a: TextActivations,
+                       afterLayer: ((Int) -> Void)? = nil) {
     precondition(a.isSaving, "TextTower.backward needs activations created with saving: true")
     let t = config.text, c = t.width, e = config.embedDim, tokens = t.contextLength
     let rows = batch * tokens
@@ -131,6 +134,7 @@ public struct TextTower {
     for l in stride(from: t.layers - 1, through: 0, by: -1) {
       ResidualBlock.backward(dResidual: dResidual, a.blocks.layer(l), scratch: a.blocks, parameters: p,
                              gradients: g, offsets: blocks[l], shape: shape)
+      afterLayer?(l)
     }
     // residual₀ = token_embedding[ids] + positional
     for b in 0..<batch { addInPlace(g + positional, dResidual + b * tokens * c, tokens * c) }

@@ -99,8 +99,11 @@ public struct VisionTower {
 
   /// Adds the gradients of every vision parameter into `g`, given dEmbeds (B, E) (normalised embeddings)
   /// and/or dFeatures (B, E) (unnormalised). Needs the activations of a saving `forward` of the same batch.
+  /// `afterLayer(l)`, if given, runs once block l's gradients are complete (l = L-1 down to 0): every vision
+  /// gradient from block l's first tensor to the end of the tower is final then (FFT's gradient buckets).
   public func backward(dEmbeds: Floats?, dFeatures: Floats? = nil, batch: Int, parameters p: Floats,
-                       gradients g: MutableFloats, activations a: VisionActivations) {
+                       gradients g: MutableFloats, activations a: VisionActivations,
+                       afterLayer: ((Int) -> Void)? = nil) {
     precondition(a.isSaving, "VisionTower.backward needs activations created with saving: true")
     let v = config.vision, c = v.width, e = config.embedDim, tokens = v.tokens, patchCount = v.grid * v.grid
     let rows = batch * tokens
@@ -126,6 +129,7 @@ public struct VisionTower {
     for l in stride(from: v.layers - 1, through: 0, by: -1) {
       ResidualBlock.backward(dResidual: dResidual, a.blocks.layer(l), scratch: a.blocks, parameters: p,
                              gradients: g, offsets: blocks[l], shape: shape)
+      afterLayer?(l)
     }
     // residual₀ = ln_pre(tokens): dTokens (B·P, C) into the dNormed scratch
     let dTokens = a.blocks.dNormed.pointer

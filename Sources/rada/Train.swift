@@ -106,7 +106,7 @@ struct Train: ParsableCommand {
       var options = SessionOptions(resume: resume == "auto", featureCacheDirectory: featureCache)
       options.log = { print($0); fflush(stdout) }
       switch config.setting {
-      case "fft": throw ConfigError.invalid("--setting fft is not implemented in this build yet; use --setting eft")
+      case "fft": _ = try FFTSession.run(config: config, world: world, options: options)
       default: _ = try EFTSession.run(config: config, world: world, options: options)
       }
     }

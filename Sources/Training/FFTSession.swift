@@ -1,0 +1,159 @@
+// `rada train --setting fft`: the FFT setting end to end (FLYP-style contrastive fine-tuning of both towers
+// plus the RAda head, see FFTModel). Follows EFTSession: the coordinator prepares the run directory, every rank
+// loads the model (the coordinator's parameters are broadcast) and the datasets, the TrainLoop runs with
+// gradient buckets of config.fft.bucketMB, and evaluation REBUILDS class features with the updated text tower
+// and re-encodes the evaluation images with the updated vision tower (no feature cache: the towers change).
+// Writes RUN/model.safetensors (our open_clip names, with the config), RUN/head.safetensors and COMPLETE.
+// `TowerSession` is shared with `rada pretrain` (PretrainSession: no head, captions from the manifest).
+import CLIP
+import Data
+import Distributed
+import Foundation
+import RAda
+import Tensor
+
+public enum FFTSession {
+  /// `gradientDumpPath`: test hook, the coordinator writes the averaged gradients of the first step there.
+  public static func run(config: TrainConfig, world: Collective, options: SessionOptions,
+                         gradientDumpPath: String? = nil) throws -> TrainSummary {
+    try TowerSession.run(config: config, world: world, options: options, withHead: true, gradientDumpPath: gradientDumpPath)
+  }
+}
+
+/// Evaluation with the current towers: class features from the prompts, image features of every evaluation
+/// image encoded again (sharded over the ranks and gathered), then the head's and zero-shot top-1/top-5.
+struct TowerEvaluation {
+  let dataset: Dataset
+  let templates: [String]
+  let tokenizer: CLIPTokenizer
+
+  func metrics(model: FFTModel, headLogitScale: Float?, world: Collective) throws -> [String: Double] {
+    model.syncModules()
+    let clip = model.clip
+    let classFeatures = ClassPrompts.features(model: clip, tokenizer: tokenizer, classNames: dataset.classNames,
+                                              templates: templates)
+    let tower = TowerFeatureSource(model: clip, count: dataset.count,
+                                   loadPixels: SessionParts.pixelLoader(dataset: dataset, imageSize: clip.config.vision.imageSize,
+                                                                        augment: false, seed: 0))
+    let source = try tower.cached(world: world, cachePath: nil, key: "", log: { _ in })
+    let labels = dataset.samples.map(\.label), classes = dataset.classNames.count
+    let zeroShot = try Evaluator().run(source: source, labels: labels, classFeatures: classFeatures, classes: classes,
+                                       head: nil, logitScale: clip.logitScale, world: world).result
+    guard let head = model.head else {
+      return ["val/top1": zeroShot.top1, "val/top5": zeroShot.top5, "val/mean_per_class": zeroShot.meanPerClassAccuracy]
+    }
+    let withHead = try Evaluator().run(source: source, labels: labels, classFeatures: classFeatures, classes: classes,
+                                       head: head, logitScale: headLogitScale ?? clip.logitScale, world: world).result
+    return ["val/top1": withHead.top1, "val/top5": withHead.top5, "val/mean_per_class": withHead.meanPerClassAccuracy,
+            "val/zeroshot_top1": zeroShot.top1]
+  }
+}
+
+/// The machinery FFT and pretraining share: run directory, model, data, FFTModel, TrainLoop, evaluation, outputs.
+enum TowerSession {
+  static func run(config: TrainConfig, world: Collective, options: SessionOptions, withHead: Bool,
+                  gradientDumpPath: String?) throws -> TrainSummary {
+    let log: (String) -> Void = { if world.isCoordinator { options.log($0) } }
+    try config.validate(ranks: world.size)
+    let name = withHead ? "rada train (fft)" : "rada pretrain"
+
+    // Run directory: the coordinator decides, every rank learns the outcome.
+    let runDirectory = RunDirectory(path: config.run.dir)
+    var failure = ""
+    if world.isCoordinator {
+      do {
+        try runDirectory.prepare(resuming: options.resume)
+        try runDirectory.writeAtomically("config.resolved.yaml", "# \(name)\n" + (try config.yaml()))
+      } catch { failure = "\(error)" }
+    }
+    failure = try world.broadcast(string: failure, root: 0)
+    if !failure.isEmpty { throw ConfigError.invalid(failure) }
+    try EFTSession.writeWorld(world: world, runDirectory: runDirectory)
+
+    let clip = try CLIPModel.load(path: config.model.path)
+    try world.broadcast(clip.parameters.pointer, count: clip.parameters.count, root: 0)
+    let tokenizer = try CLIPTokenizer()
+    let train = try DatasetSpec.load(config.data.train, options: try SessionParts.datasetOptions(config, forTraining: true))
+    let text: FFTText
+    var head: RAdaHead?
+    if withHead {
+      guard train.isLabeled, !train.classNames.isEmpty else {
+        throw DataError.badSpec(spec: config.data.train, reason: "FFT needs a labelled dataset with at least one class")
+      }
+      text = .classPrompts(prompts: config.rada.templates.map { ClassPrompts.prompts(classNames: train.classNames, template: $0) },
+                           labels: train.samples.map(\.label))
+      head = try SessionParts.makeHead(config: config, dim: clip.config.embedDim)
+    } else {
+      let captions = train.samples.map { $0.caption ?? "" }
+      if let missing = train.samples.firstIndex(where: { ($0.caption ?? "").isEmpty }) {
+        throw DataError.badSpec(spec: config.data.train, reason: "sample \(missing) (\(train.samples[missing].path)) has no "
+                                + "caption; pretraining needs a manifest with a path,caption header")
+      }
+      text = .captions(captions)
+    }
+
+    let microBatch = config.run.batchSize / world.size / config.run.accumulation
+    var fftOptions = FFTOptions()
+    fftOptions.contrastiveWeight = withHead ? Float(config.fft.contrastiveWeight) : 1
+    fftOptions.lockImageTower = config.fft.lockImageTower
+    fftOptions.lockTextTower = config.fft.lockTextTower
+    fftOptions.clipGradNorm = config.optim.clipGradNorm
+    fftOptions.fixedHeadLogitScale = config.model.logitScale.map { Float(Foundation.log($0)) }
+    fftOptions.overlapCommunication = config.run.accumulation == 1
+    let model = try FFTModel(clip: clip, head: head, world: world, microBatch: microBatch, text: text, tokenizer: tokenizer,
+                             loadPixels: SessionParts.pixelLoader(dataset: train, imageSize: clip.config.vision.imageSize,
+                                                                  augment: config.data.augment, seed: config.run.seed),
+                             options: fftOptions)
+    model.gradientDumpPath = gradientDumpPath
+    let optimizer = try Optimizer(config: optimizerConfig(config), table: model.table)
+    let sampler = GlobalBatchSampler(datasetSize: train.count, globalBatch: config.run.batchSize,
+                                     shuffle: config.run.shuffle, seed: UInt64(config.run.seed))
+    let totalSteps = config.run.steps ?? (config.run.epochs! * sampler.stepsPerEpoch)
+    let schedule = learningRateSchedule(config, totalSteps: totalSteps, stepsPerEpoch: sampler.stepsPerEpoch)
+    let bucketFloats = max(1, Int(config.fft.bucketMB * 1024 * 1024) / MemoryLayout<Float>.size)
+    log("\(name): \(train.count) samples" + (withHead ? ", \(train.classNames.count) classes" : "")
+        + ", global batch \(config.run.batchSize) = \(world.size) rank(s) x \(microBatch) x \(config.run.accumulation) "
+        + "accumulation, \(totalSteps) steps, \(model.table.trainableCount) trainable parameters"
+        + (config.fft.lockImageTower ? " (image tower locked)" : "") + (config.fft.lockTextTower ? " (text tower locked)" : ""))
+
+    let loop = try TrainLoop(
+      world: world, model: model, optimizer: optimizer, sampler: sampler,
+      options: LoopOptions(totalSteps: totalSteps, globalBatch: config.run.batchSize, accumulation: config.run.accumulation,
+                           logEvery: config.run.logEvery, evalEvery: config.run.evalEvery,
+                           checkpointEvery: config.run.checkpointEvery, skipNonFinite: config.run.nonFinite == "skip",
+                           checksumEvery: config.run.checksumEvery, bestMetric: config.run.bestMetric,
+                           bestIsMax: config.run.bestMode == "max", seed: config.run.seed,
+                           configYAML: (try? config.yaml()) ?? "", label: withHead ? "fft" : "pretrain"),
+      learningRate: { schedule.lr(step: $0) }, runDirectory: runDirectory, keepCheckpoints: config.run.keepCheckpoints,
+      bucketFloats: bucketFloats)
+    loop.log = options.log
+    try loop.broadcastState()
+    if options.resume { _ = try loop.resume() }
+
+    if let evalSpec = config.data.eval {
+      let evaluation = TowerEvaluation(
+        dataset: try DatasetSpec.load(evalSpec, options: try SessionParts.datasetOptions(config, forTraining: false)),
+        templates: config.rada.templates, tokenizer: tokenizer)
+      guard evaluation.dataset.isLabeled else {
+        throw DataError.badSpec(spec: evalSpec, reason: "evaluation needs a labelled dataset (classes)")
+      }
+      loop.evaluate = { _ in try evaluation.metrics(model: model, headLogitScale: fftOptions.fixedHeadLogitScale, world: world) }
+    }
+    try loop.run()
+    let final = try loop.finish()
+    if world.isCoordinator {
+      model.syncModules()
+      try clip.save(path: runDirectory.file("model.safetensors"))
+      if let headFile = model.checkpointFiles()["head.safetensors"] {
+        try SafetensorsWriter.write(headFile, metadata: ["format": "pt"], to: runDirectory.file("head.safetensors"))
+      }
+      var summary: [String: Any] = ["steps": loop.step]
+      for (k, v) in final { summary[k] = v }
+      try runDirectory.writeAtomically("COMPLETE", String(decoding: try JSONSerialization.data(
+        withJSONObject: summary, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self) + "\n")
+      log("done: \(loop.step) steps; model saved to \(runDirectory.file("model.safetensors"))"
+          + (withHead ? ", head to \(runDirectory.file("head.safetensors"))" : ""))
+    }
+    return TrainSummary(steps: loop.step, finalMetrics: final, lossHistory: loop.lossHistory)
+  }
+}

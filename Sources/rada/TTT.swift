@@ -1,0 +1,67 @@
+// `rada ttt`: test-time training of the RAda head on each test image alone (TPT's confidence-selected
+// entropy minimisation over augmented views; see Training/TTTSession.swift). Runs with or without mpirun:
+// the test set is split into contiguous slices over the ranks and the coordinator writes the results.
+import ArgumentParser
+import Distributed
+import Foundation
+import Training
+
+struct TTT: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "ttt",
+    abstract: "Test-time training: adapt the RAda head per test image on its confident views, then predict.",
+    discussion: """
+      Example: rada ttt --model clip/ --data imagefolder:data/shifted --run-dir runs/ttt
+               (zero-initialised head: 'zeroshot/top1' is zero-shot CLIP, 'ttt/top1' after adaptation)
+      Writes RUN/metrics.jsonl ({"ttt/top1", "zeroshot/top1", ...}) and RUN/predictions.csv
+      (index,label,before,after). Defaults follow TPT: 64 views, keep 10%, 1 AdamW step at lr 5e-3.
+      """)
+
+  @Option(help: "CLIP weights: HF folder, open_clip folder or .safetensors.") var model: String
+  @Option(help: "Start from this head (.safetensors, reference names); default: out_proj = 0 (mask ≡ 1).") var head: String?
+  @Option(help: "Test data spec: imagefolder:PATH, manifest:FILE.csv, coop:ROOT:NAME[:SPLIT].") var data: String
+  @Option(help: "Views per image (view 0 the plain image, the rest random resized crops + flips).") var views = 64
+  @Option(help: "Fraction of the views kept by lowest entropy (ceil(keep·views) views).") var keep = 0.1
+  @Option(help: "AdamW steps per image.") var steps = 1
+  @Option(help: "AdamW learning rate.") var lr = 5e-3
+  @Option(name: .customLong("weight-decay"), help: "AdamW weight decay (torch's default, as TPT).") var weightDecay = 0.01
+  @Option(name: .customLong("run-dir"), help: "Output folder (refused if it holds a metrics.jsonl).") var runDir: String
+  @Option(help: "Prompt template with {} for the class name (repeatable; averaged).") var template: [String] = []
+  @Option(help: "Seed of the views' random crops and flips (and of the head's unused projections).") var seed = 1
+  @Option(name: .customLong("logit-scale"), help: "Fixed logit scale s (linear, e.g. 100); default: the model's.") var logitScale: Double?
+  @Option(help: "Temperature of the head's attention maps.") var temperature: Double?
+  @Option(help: "Ignored by TTT (the mask regulariser is not part of the test-time loss).") var alpha: Double?
+  @OptionGroup var runtime: RuntimeOptions
+
+  func options() -> TTTOptions {
+    TTTOptions(views: views, keepFraction: keep, steps: steps, lr: Float(lr), weightDecay: Float(weightDecay), seed: seed)
+  }
+
+  func validate() throws {
+    do { try options().validate() } catch { throw ValidationError("\(error)") }
+    if let logitScale, !(logitScale > 0) { throw ValidationError("--logit-scale must be positive (got \(logitScale)).") }
+    if let temperature, !(temperature > 0) { throw ValidationError("--temperature must be positive (got \(temperature)).") }
+  }
+
+  func config() -> TrainConfig {
+    var c = TrainConfig()
+    c.model.path = model
+    c.model.logitScale = logitScale
+    c.data.eval = data
+    c.run.dir = runDir
+    c.run.seed = seed
+    c.rada.headInit = head
+    if let temperature { c.rada.temperature = temperature }
+    if !template.isEmpty { c.rada.templates = template }
+    return c
+  }
+
+  func run() throws {
+    try Runtime.start(requestedThreads: runtime.threads)
+    let world = try makeCollective()
+    let config = config(), options = options()
+    try runOnAllRanks(world) {
+      _ = try TTTSession.run(config: config, options: options, world: world)
+    }
+  }
+}
