@@ -53,9 +53,12 @@ struct Eval: ParsableCommand {
   @Option(help: "Temperature of the head's attention maps (must match the head's training).") var temperature: Double?
   @Option(name: .customLong("feature-cache"), help: "Feature cache folder (default ~/.cache/rada/features, or $RADA_CACHE_DIR).")
   var featureCache: String?
+  @Option(help: "base, new or all classes (CoOp's base/new split of the dataset's classes).") var subsample = "all"
+  @Option(name: .customLong("summary"), help: "Also write the result as JSON (top1, top5, mean_per_class, count).") var summary: String?
   @OptionGroup var runtime: RuntimeOptions
 
   func validate() throws {
+    guard ["all", "base", "new"].contains(subsample) else { throw ValidationError("--subsample must be base, new or all.") }
     if let logitScale, !(logitScale > 0) { throw ValidationError("--logit-scale must be positive (got \(logitScale)).") }
     if let temperature, !(temperature > 0) { throw ValidationError("--temperature must be positive (got \(temperature)).") }
   }
@@ -65,6 +68,7 @@ struct Eval: ParsableCommand {
     config.model.path = model
     config.model.logitScale = logitScale
     config.rada.headInit = head
+    config.data.subsample = subsample
     if let temperature { config.rada.temperature = temperature }
     if !template.isEmpty { config.rada.templates = template }
     let classNames = try classes.map(readClassNames(file:))
@@ -95,6 +99,12 @@ struct Eval: ParsableCommand {
       log("eval (\(head == nil ? "zero-shot CLIP" : "head \(head!)")): \(result.count) images, \(k) classes, \(world.size) rank(s)")
       log(String(format: "top-1 %.2f%% (%d/%d) | top-5 %.2f%% | mean per-class %.2f%%", 100 * result.top1, correct,
                  result.count, 100 * result.top5, 100 * result.meanPerClassAccuracy))
+      if world.isCoordinator, let summary {
+        let json: [String: Any] = ["top1": result.top1, "top5": result.top5, "mean_per_class": result.meanPerClassAccuracy,
+                                   "count": result.count, "classes": k, "head": head ?? NSNull(), "data": data]
+        try writeAtomically(try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys, .withoutEscapingSlashes]),
+                            to: summary)
+      }
       if world.isCoordinator, let outLogits, let logits {
         try NPYArray(shape: [dataset.count, k], floats: Array(UnsafeBufferPointer(start: logits.readOnly, count: dataset.count * k)))
           .write(path: outLogits)

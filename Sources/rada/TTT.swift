@@ -31,6 +31,7 @@ struct TTT: ParsableCommand {
   @Option(name: .customLong("logit-scale"), help: "Fixed logit scale s (linear, e.g. 100); default: the model's.") var logitScale: Double?
   @Option(help: "Temperature of the head's attention maps.") var temperature: Double?
   @Option(help: "Ignored by TTT (the mask regulariser is not part of the test-time loss).") var alpha: Double?
+  @Option(help: "base, new or all classes (CoOp's base/new split of the dataset's classes).") var subsample = "all"
   @OptionGroup var runtime: RuntimeOptions
 
   func options() -> TTTOptions {
@@ -38,6 +39,7 @@ struct TTT: ParsableCommand {
   }
 
   func validate() throws {
+    guard ["all", "base", "new"].contains(subsample) else { throw ValidationError("--subsample must be base, new or all.") }
     do { try options().validate() } catch { throw ValidationError("\(error)") }
     if let logitScale, !(logitScale > 0) { throw ValidationError("--logit-scale must be positive (got \(logitScale)).") }
     if let temperature, !(temperature > 0) { throw ValidationError("--temperature must be positive (got \(temperature)).") }
@@ -51,6 +53,7 @@ struct TTT: ParsableCommand {
     c.run.dir = runDir
     c.run.seed = seed
     c.rada.headInit = head
+    c.data.subsample = subsample
     if let temperature { c.rada.temperature = temperature }
     if !template.isEmpty { c.rada.templates = template }
     return c
