@@ -128,14 +128,15 @@ public final class CLIPModel {
   public static let configMetadataKey = "rada.clip_config"
 
   /// Writes every parameter under our (open_clip) names, F32, with the config in the metadata, atomically.
-  public func save(path: String) throws {
+  public func save(path: String, storage: SafetensorsWriter.StorageType = .f32) throws {
     let tensors = table.entries.map {
       SafetensorsWriter.Tensor(name: $0.name, shape: $0.shape, values: Floats(parameters.pointer + $0.offset))
     }
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys]
     let configJSON = String(decoding: try encoder.encode(config), as: UTF8.self)
-    try SafetensorsWriter.write(tensors, metadata: ["format": "pt", Self.configMetadataKey: configJSON], to: path)
+    try SafetensorsWriter.write(tensors, metadata: ["format": "pt", Self.configMetadataKey: configJSON], storage: storage,
+                                to: path)
   }
 
   // MARK: Convenience for commands and tests (allocate per call; training uses the towers with its own arenas).

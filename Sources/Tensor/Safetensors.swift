@@ -286,8 +286,11 @@ public func floatFromHalfBits(_ h: UInt16) -> Float {
   return Float(bitPattern: sign | UInt32(exponent + 112) << 23 | (mantissa << 13))
 }
 
-/// Writes F32 safetensors files: header sorted by name, data in the order given.
+/// Writes F32 (or, on request, F16) safetensors files: header sorted by name, data in the order given.
 public enum SafetensorsWriter {
+  /// Storage type of the written tensors; F16 halves the size (values rounded to nearest, read back as f32).
+  public enum StorageType: String { case f32 = "F32", f16 = "F16" }
+
   public struct Tensor {
     public var name: String
     public var shape: [Int]
@@ -298,13 +301,14 @@ public enum SafetensorsWriter {
   }
 
   /// The complete file bytes (header padded with spaces to a multiple of 8, as safetensors does).
-  public static func encode(_ tensors: [Tensor], metadata: [String: String] = [:]) -> Data {
+  public static func encode(_ tensors: [Tensor], metadata: [String: String] = [:], storage: StorageType = .f32) -> Data {
     var header: [String: Any] = [:]
     var offset = 0
+    let elementBytes = storage == .f32 ? 4 : 2
     for t in tensors {
-      let bytes = t.shape.reduce(1, *) * 4
+      let bytes = t.shape.reduce(1, *) * elementBytes
       precondition(header[t.name] == nil, "SafetensorsWriter: duplicate tensor name \(t.name)")
-      header[t.name] = ["dtype": "F32", "shape": t.shape, "data_offsets": [offset, offset + bytes]] as [String: Any]
+      header[t.name] = ["dtype": storage.rawValue, "shape": t.shape, "data_offsets": [offset, offset + bytes]] as [String: Any]
       offset += bytes
     }
     if !metadata.isEmpty { header["__metadata__"] = metadata }
@@ -314,14 +318,21 @@ public enum SafetensorsWriter {
     withUnsafeBytes(of: UInt64(json.count).littleEndian) { out.append(contentsOf: $0) }
     out.append(json)
     for t in tensors {
-      out.append(UnsafeBufferPointer(start: t.values, count: t.shape.reduce(1, *)))
+      let count = t.shape.reduce(1, *)
+      switch storage {
+      case .f32: out.append(UnsafeBufferPointer(start: t.values, count: count))
+      case .f16:
+        let halves = (0..<count).map { Float16(t.values[$0]).bitPattern.littleEndian }
+        halves.withUnsafeBufferPointer { out.append($0) }
+      }
     }
     return out
   }
 
   /// Writes to `path.tmp-PID`, fsyncs it and renames it over `path`, so a reader never sees half a file.
-  public static func write(_ tensors: [Tensor], metadata: [String: String] = [:], to path: String) throws {
-    let bytes = encode(tensors, metadata: metadata)
+  public static func write(_ tensors: [Tensor], metadata: [String: String] = [:], storage: StorageType = .f32,
+                           to path: String) throws {
+    let bytes = encode(tensors, metadata: metadata, storage: storage)
     try writeAtomically(bytes, to: path)
   }
 }

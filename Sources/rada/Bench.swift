@@ -117,7 +117,7 @@ final class BenchRunner {
     if options.json {
       let encoder = JSONEncoder()
       encoder.keyEncodingStrategy = .convertToSnakeCase
-      encoder.outputFormatting = [.sortedKeys]
+      encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
       print(String(decoding: try encoder.encode(result), as: UTF8.self))
     } else {
       var line = pad(workload, 22) + pad(config, 30)

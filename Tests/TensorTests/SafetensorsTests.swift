@@ -117,3 +117,18 @@ final class SafetensorsTests: XCTestCase {
     }
   }
 }
+
+final class SafetensorsHalfTests: XCTestCase {
+  /// F16 storage rounds to the nearest half (values exactly representable come back exactly; others within
+  /// half's relative precision 2^-11) and is read back as f32 by our reader.
+  func testF16WriteReadsBackRounded() throws {
+    let values: [Float] = [0, 1, -2.5, 65504, 1e-3, 0.1, -3.14159]
+    let buffer = FloatBuffer(values)
+    let data = SafetensorsWriter.encode([.init(name: "x", shape: [7], values: buffer.readOnly)], storage: .f16)
+    let file = try SafetensorsFile(data: data)
+    XCTAssertEqual(file["x"]?.dtype, "F16")
+    let back = try file.floats("x")
+    XCTAssertEqual(Array(back[0..<4]), [0, 1, -2.5, 65504])
+    for i in 4..<7 { XCTAssertEqual(back[i], values[i], accuracy: abs(values[i]) * 4.9e-4, "value \(i)") }
+  }
+}
