@@ -30,6 +30,40 @@ public func fastExp(_ x: Float) -> Float {
   return x < -87 ? 0 : p * scale
 }
 
+/// fastExp on 16 lanes at once (the same range reduction and polynomial, so every lane equals the scalar
+/// result); used by the fused softmax loops of the RAda head.
+@inlinable
+public func fastExp(_ x: SIMD16<Float>) -> SIMD16<Float> {
+  var clamped = x
+  clamped.replace(with: -87, where: x .< -87)
+  clamped.replace(with: 88, where: x .> 88)
+  let shifted = clamped * 1.442_695_04 + 12_582_912
+  let n = shifted - 12_582_912
+  let r = (clamped - n * 0.693_145_751_953_125) - n * 1.428_606_765_330_187e-6
+  var p = SIMD16<Float>(repeating: 1.383_674_463_132_542_4e-3)
+  p = p * r + 8.374_898_489_055_248e-3
+  p = p * r + 4.166_823_176_161_056e-2
+  p = p * r + 0.166_664_191_887_843_93
+  p = p * r + 0.499_999_920_324_641_63
+  p = p * r + 1.000_000_036_539_484_3
+  p = p * r + 1.000_000_000_558_587_4
+  let bits = (unsafeBitCast(shifted, to: SIMD16<UInt32>.self) &+ (127 &- 0x4B40_0000)) &<< 23
+  var result = p * unsafeBitCast(bits, to: SIMD16<Float>.self)
+  result.replace(with: 0, where: x .< -87)
+  return result
+}
+
+/// 16 floats from a possibly unaligned address, and back.
+@inlinable @inline(__always)
+public func load16(_ pointer: UnsafePointer<Float>) -> SIMD16<Float> {
+  UnsafeRawPointer(pointer).loadUnaligned(as: SIMD16<Float>.self)
+}
+
+@inlinable @inline(__always)
+public func store16(_ value: SIMD16<Float>, _ pointer: UnsafeMutablePointer<Float>) {
+  UnsafeMutableRawPointer(pointer).storeBytes(of: value, as: SIMD16<Float>.self)
+}
+
 // MARK: - erf
 
 /// erfc(t) for t ≥ 1 as exp(−t² + g(t)); g(t) = log erfc(t) + t² is smooth and fitted on t ∈ [1, 5.5] by a
