@@ -77,6 +77,44 @@ public enum SessionParts {
     log("skipped \(lines.count) unreadable image(s) (--skip-bad-samples); list in \(runDirectory.file("bad_samples.txt"))")
   }
 
+  /// Prepares the run directory on the coordinator (refusing an existing run unless resuming), saves the
+  /// resolved config and world.json; every rank learns the outcome, so all fail alike.
+  public static func prepareRunDirectory(config: TrainConfig, world: Collective, resume: Bool,
+                                         header: String = "") throws -> RunDirectory {
+    let runDirectory = RunDirectory(path: config.run.dir)
+    var failure = ""
+    if world.isCoordinator {
+      do {
+        try runDirectory.prepare(resuming: resume)
+        try runDirectory.writeAtomically("config.resolved.yaml", header + (try config.yaml()))
+      } catch { failure = "\(error)" }
+    }
+    failure = try world.broadcast(string: failure, root: 0)
+    if !failure.isEmpty { throw ConfigError.invalid(failure) }
+    try EFTSession.writeWorld(world: world, runDirectory: runDirectory)
+    return runDirectory
+  }
+
+  /// The loop's options from the config (every setting uses the same keys).
+  public static func loopOptions(config: TrainConfig, totalSteps: Int, label: String) -> LoopOptions {
+    LoopOptions(totalSteps: totalSteps, globalBatch: config.run.batchSize, accumulation: config.run.accumulation,
+                logEvery: config.run.logEvery, evalEvery: config.run.evalEvery, checkpointEvery: config.run.checkpointEvery,
+                skipNonFinite: config.run.nonFinite == "skip", checksumEvery: config.run.checksumEvery,
+                bestMetric: config.run.bestMetric, bestIsMax: config.run.bestMode == "max", seed: config.run.seed,
+                configYAML: (try? config.yaml()) ?? "", label: label, watchdogSeconds: config.run.collectiveTimeout)
+  }
+
+  /// After `loop.resume()`: true (and says so) when the run is already complete at the requested length, so
+  /// rerunning a finished job changes nothing; a larger --steps/--epochs extends it instead.
+  public static func resumeIsComplete(_ loop: TrainLoop, totalSteps: Int, runDirectory: RunDirectory,
+                                      log: (String) -> Void) throws -> Bool {
+    _ = try loop.resume()
+    guard loop.step >= totalSteps, FileManager.default.fileExists(atPath: runDirectory.file("COMPLETE")) else { return false }
+    log("\(runDirectory.path) is already complete at step \(loop.step) (asked for \(totalSteps)); nothing to do. "
+        + "Give a larger --steps/--epochs to extend it.")
+    return true
+  }
+
   /// The logit scale in log space: the model's own unless `--logit-scale` (linear) is given.
   public static func logitScale(model: CLIPModel, config: TrainConfig) -> Float {
     if let s = config.model.logitScale { return Float(log(s)) }
@@ -123,18 +161,7 @@ public enum EFTSession {
     let log: (String) -> Void = { if world.isCoordinator { options.log($0) } }
     try config.validate(ranks: world.size)
 
-    // Run directory: the coordinator decides, every rank learns the outcome.
-    let runDirectory = RunDirectory(path: config.run.dir)
-    var failure = ""
-    if world.isCoordinator {
-      do {
-        try runDirectory.prepare(resuming: options.resume)
-        try runDirectory.writeAtomically("config.resolved.yaml", try config.yaml())
-      } catch { failure = "\(error)" }
-    }
-    failure = try world.broadcast(string: failure, root: 0)
-    if !failure.isEmpty { throw ConfigError.invalid(failure) }
-    try writeWorld(world: world, runDirectory: runDirectory)
+    let runDirectory = try SessionParts.prepareRunDirectory(config: config, world: world, resume: options.resume)
 
     let model = try CLIPModel.load(path: config.model.path)
     try world.broadcast(model.parameters.pointer, count: model.parameters.count, root: 0)
@@ -175,23 +202,13 @@ public enum EFTSession {
 
     let loop = try TrainLoop(
       world: world, model: eft, optimizer: optimizer, sampler: sampler,
-      options: LoopOptions(totalSteps: totalSteps, globalBatch: config.run.batchSize, accumulation: config.run.accumulation,
-                           logEvery: config.run.logEvery, evalEvery: config.run.evalEvery,
-                           checkpointEvery: config.run.checkpointEvery, skipNonFinite: config.run.nonFinite == "skip",
-                           checksumEvery: config.run.checksumEvery, bestMetric: config.run.bestMetric,
-                           bestIsMax: config.run.bestMode == "max", seed: config.run.seed,
-                           configYAML: (try? config.yaml()) ?? "", watchdogSeconds: config.run.collectiveTimeout),
+      options: SessionParts.loopOptions(config: config, totalSteps: totalSteps, label: "eft"),
       learningRate: { schedule.lr(step: $0) }, runDirectory: runDirectory, keepCheckpoints: config.run.keepCheckpoints)
     loop.log = options.log
     try loop.broadcastState()
     defer { tower.stopPrefetch() }
-    if options.resume {
-      _ = try loop.resume()
-      if loop.step >= totalSteps && FileManager.default.fileExists(atPath: runDirectory.file("COMPLETE")) {
-        log("\(runDirectory.path) is already complete at step \(loop.step) (asked for \(totalSteps)); nothing to do. "
-            + "Give a larger --steps/--epochs to extend it.")
-        return TrainSummary(steps: loop.step, finalMetrics: [:], lossHistory: [])
-      }
+    if options.resume, try SessionParts.resumeIsComplete(loop, totalSteps: totalSteps, runDirectory: runDirectory, log: log) {
+      return TrainSummary(steps: loop.step, finalMetrics: [:], lossHistory: [])
     }
 
     if let evalSpec = config.data.eval {

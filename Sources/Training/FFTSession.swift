@@ -57,18 +57,8 @@ enum TowerSession {
     try config.validate(ranks: world.size)
     let name = withHead ? "rada train (fft)" : "rada pretrain"
 
-    // Run directory: the coordinator decides, every rank learns the outcome.
-    let runDirectory = RunDirectory(path: config.run.dir)
-    var failure = ""
-    if world.isCoordinator {
-      do {
-        try runDirectory.prepare(resuming: options.resume)
-        try runDirectory.writeAtomically("config.resolved.yaml", "# \(name)\n" + (try config.yaml()))
-      } catch { failure = "\(error)" }
-    }
-    failure = try world.broadcast(string: failure, root: 0)
-    if !failure.isEmpty { throw ConfigError.invalid(failure) }
-    try EFTSession.writeWorld(world: world, runDirectory: runDirectory)
+    let runDirectory = try SessionParts.prepareRunDirectory(config: config, world: world, resume: options.resume,
+                                                            header: "# \(name)\n")
 
     let clip = try CLIPModel.load(path: config.model.path)
     try world.broadcast(clip.parameters.pointer, count: clip.parameters.count, root: 0)
@@ -118,17 +108,14 @@ enum TowerSession {
 
     let loop = try TrainLoop(
       world: world, model: model, optimizer: optimizer, sampler: sampler,
-      options: LoopOptions(totalSteps: totalSteps, globalBatch: config.run.batchSize, accumulation: config.run.accumulation,
-                           logEvery: config.run.logEvery, evalEvery: config.run.evalEvery,
-                           checkpointEvery: config.run.checkpointEvery, skipNonFinite: config.run.nonFinite == "skip",
-                           checksumEvery: config.run.checksumEvery, bestMetric: config.run.bestMetric,
-                           bestIsMax: config.run.bestMode == "max", seed: config.run.seed,
-                           configYAML: (try? config.yaml()) ?? "", label: withHead ? "fft" : "pretrain"),
+      options: SessionParts.loopOptions(config: config, totalSteps: totalSteps, label: withHead ? "fft" : "pretrain"),
       learningRate: { schedule.lr(step: $0) }, runDirectory: runDirectory, keepCheckpoints: config.run.keepCheckpoints,
       bucketFloats: bucketFloats)
     loop.log = options.log
     try loop.broadcastState()
-    if options.resume { _ = try loop.resume() }
+    if options.resume, try SessionParts.resumeIsComplete(loop, totalSteps: totalSteps, runDirectory: runDirectory, log: log) {
+      return TrainSummary(steps: loop.step, finalMetrics: [:], lossHistory: [])
+    }
 
     if let evalSpec = config.data.eval {
       let evaluation = TowerEvaluation(
