@@ -112,6 +112,8 @@ public final class TrainLoop {
   /// Console output (coordinator only); tests capture it.
   public var log: (String) -> Void = { print($0); fflush(stdout) }
   public private(set) var step = 0
+  /// A live progress bar is drawn only when stdout is a terminal.
+  private let liveBar = ProgressLine.isTerminal
   public private(set) var lossHistory: [Double] = []
   private var best: (step: Int, value: Double)?
 
@@ -248,12 +250,19 @@ public final class TrainLoop {
                                  "img_per_s": Double(options.globalBatch) / max(secondsPerStep, 1e-9)]
       for (i, key) in extraKeys.enumerated() { line[key] = packet[3 + i] / denominator }
       metrics?.append(line)
+      let progress = ProgressLine.format(step: step, totalSteps: options.totalSteps, loss: loss, lr: lr,
+                                     secondsPerStep: secondsPerStep,
+                                     imagesPerSecond: Double(options.globalBatch) / secondsPerStep)
       if world.isCoordinator && options.printProgress
           && (step % max(1, options.logEvery) == 0 || step == options.totalSteps || step == 1) {
-        log(ProgressLine.format(step: step, totalSteps: options.totalSteps, loss: loss, lr: lr,
-                                secondsPerStep: secondsPerStep, imagesPerSecond: Double(options.globalBatch) / secondsPerStep))
+        if liveBar { print("\r\u{1B}[K", terminator: "") }
+        log(progress)
         intervalStart = DispatchTime.now().uptimeNanoseconds
         intervalSteps = 0
+      } else if world.isCoordinator && options.printProgress && liveBar {
+        // On a terminal, a live bar between the logged lines (rewritten in place; logs and pipes never see it).
+        print("\r\u{1B}[K" + ProgressLine.bar(step: step, totalSteps: options.totalSteps) + " " + progress, terminator: "")
+        fflush(stdout)
       }
 
       if options.checksumEvery > 0 && step % options.checksumEvery == 0 { try checkReplicasAgree() }
