@@ -54,7 +54,7 @@ struct Eval: ParsableCommand {
   @Option(name: .customLong("feature-cache"), help: "Feature cache folder (default ~/.cache/rada/features, or $RADA_CACHE_DIR).")
   var featureCache: String?
   @Option(help: "base, new or all classes (CoOp's base/new split of the dataset's classes).") var subsample = "all"
-  @Option(name: .customLong("summary"), help: "Also write the result as JSON (top1, top5, mean_per_class, count).") var summary: String?
+  @Option(name: .customLong("summary"), help: "Also write the result as JSON (top1, top5, mean_per_class, per-class accuracy, confusion counts).") var summary: String?
   @OptionGroup var runtime: RuntimeOptions
 
   func validate() throws {
@@ -100,8 +100,11 @@ struct Eval: ParsableCommand {
       log(String(format: "top-1 %.2f%% (%d/%d) | top-5 %.2f%% | mean per-class %.2f%%", 100 * result.top1, correct,
                  result.count, 100 * result.top5, 100 * result.meanPerClassAccuracy))
       if world.isCoordinator, let summary {
-        let json: [String: Any] = ["top1": result.top1, "top5": result.top5, "mean_per_class": result.meanPerClassAccuracy,
-                                   "count": result.count, "classes": k, "head": head ?? NSNull(), "data": data]
+        // per-class accuracy by class name, and confusion counts [true][predicted] (up to 100 classes)
+        var json: [String: Any] = ["top1": result.top1, "top5": result.top5, "mean_per_class": result.meanPerClassAccuracy,
+                                   "count": result.count, "classes": k, "head": head ?? NSNull(), "data": data,
+                                   "class_names": dataset.classNames, "per_class": result.perClassAccuracy]
+        if let confusion = result.confusion { json["confusion"] = confusion }
         try writeAtomically(try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys, .withoutEscapingSlashes]),
                             to: summary)
       }
