@@ -1,6 +1,6 @@
 // CLIPTokenizer against open_clip.tokenize: Fixtures/tokenizer/cases.json holds texts and the ids open_clip
-// 3.3.0 (ftfy 6.3.1) produced for them (see generate_tokenizer_cases.py). Ids are integers, so every
-// comparison is exact. Cases marked "known_difference" are printed, not asserted.
+// 3.3.0 (ftfy 6.3.1, mojibake repair included) produced for them (see generate_tokenizer_cases.py). Ids are
+// integers, so every comparison is exact, and every case is asserted.
 import CLIP
 import Foundation
 import XCTest
@@ -10,7 +10,6 @@ final class TokenizerTests: XCTestCase {
     var text: String
     var ids: [Int32]
     var short: [String: [Int32]]?  // context length -> ids
-    var known_difference: String?
   }
 
   struct Cases: Decodable { var cases: [Case] }
@@ -44,30 +43,24 @@ final class TokenizerTests: XCTestCase {
     let tokenizer = try Self.tokenizer.get()
     let cases = try loadCases()
     XCTAssertGreaterThan(cases.count, 50, "cases.json looks truncated")
-    var checked = 0
+    var failedCases = Set<Int>()
     for (index, item) in cases.enumerated() {
       var checks = [(77, item.ids)]
       for (length, ids) in (item.short ?? [:]).sorted(by: { $0.key < $1.key }) { checks.append((Int(length)!, ids)) }
       for (contextLength, expected) in checks {
         let got = tokenizer.tokenize([item.text], contextLength: contextLength)[0]
-        let problem = difference(got, expected)
-        if let reason = item.known_difference {
-          print("known difference, case \(index) \"\(escaped(item.text))\" (\(reason)): "
-                + (problem ?? "matches anyway"))
-          continue
-        }
-        checked += 1
-        if let problem {
+        if let problem = difference(got, expected) {
+          failedCases.insert(index)
           XCTFail("case \(index) \"\(escaped(item.text))\" context \(contextLength): \(problem)")
         }
       }
     }
-    XCTAssertGreaterThan(checked, 50)
+    print("TokenizerTests: \(cases.count - failedCases.count) of \(cases.count) cases exact")
   }
 
   func testBatchEqualsOneByOneAndEncodeOmitsSpecialTokens() throws {
     let tokenizer = try Self.tokenizer.get()
-    let cases = try loadCases().filter { $0.known_difference == nil }
+    let cases = try loadCases()
     let batch = tokenizer.tokenize(cases.map(\.text))
     XCTAssertEqual(batch, cases.map(\.ids), "a batch must give the rows of the single texts")
     let dog = try XCTUnwrap(cases.first { $0.text == "a photo of a dog." })
@@ -86,7 +79,9 @@ final class TokenizerTests: XCTestCase {
     XCTAssertFalse(rows[0].dropFirst().dropLast().contains(0))
   }
 
-  func testThousandPromptsTakeWellUnderASecond() throws {
+  /// 1000 unseen class names through one tokenizer (its BPE cache filling as it goes) give the same rows as a
+  /// fresh tokenizer per prompt. (Speed is a benchmark matter, not a timed test: rada never times tests in CI.)
+  func testThousandPromptsWithAFillingCacheMatchFreshTokenizers() throws {
     let tokenizer = try CLIPTokenizer()  // fresh: an empty BPE cache
     // 1000 distinct made-up class names (syllable combinations), so BPE runs on unseen words.
     let syllables = ["ka", "lo", "mi", "tre", "vus", "don", "pel", "qua", "zir", "bex"]
@@ -94,12 +89,12 @@ final class TokenizerTests: XCTestCase {
       let name = [i % 10, (i / 10) % 10, (i / 100) % 10, (i * 7) % 10].map { syllables[$0] }.joined()
       return "a photo of a \(name)_\(i % 13), a type of thing."
     }
-    let start = Date()
     let rows = tokenizer.tokenize(prompts)
-    let seconds = Date().timeIntervalSince(start)
     XCTAssertEqual(rows.count, 1000)
-    // Budget from the brief ("well under a second"), checked even in debug builds.
-    XCTAssertLessThan(seconds, 0.5, "tokenizing 1000 prompts took \(seconds) s")
+    for i in stride(from: 0, to: 1000, by: 97) {
+      XCTAssertEqual(rows[i], try CLIPTokenizer().tokenize([prompts[i]])[0], "prompt \(i): \(prompts[i])")
+    }
+    XCTAssertTrue(rows.allSatisfy { $0.first == CLIPTokenizer.startToken && $0.contains(CLIPTokenizer.endToken) })
   }
 
   func testUnreadableVocabularyNamesTheFile() throws {

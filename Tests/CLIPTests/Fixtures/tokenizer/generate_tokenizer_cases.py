@@ -5,24 +5,31 @@ Pinned: open_clip_torch 3.3.0, ftfy 6.3.1, regex 2026.11.19, Python 3.11 (unicod
 Run:    /opt/torchenv/bin/python generate_tokenizer_cases.py            # writes cases.json here
         /opt/torchenv/bin/python generate_tokenizer_cases.py --tables Sources/CLIP/TextCleaningTables.swift
 The second form regenerates the Python data tables the Swift cleaner uses (HTML5 entities, ftfy's extra
-upper-case entities, ftfy's width and ligature maps, Windows-1252 for C1 controls, html.unescape's remaps).
-Every case records `ids` (context 77); some also `short`: {"16": ids at context 16, ...}. Cases Swift cannot match exactly
-carry "known_difference": "reason" and are reported but not asserted.
+upper-case entities, ftfy's width and ligature maps, Windows-1252 for C1 controls, html.unescape's remaps,
+the single-byte codecs and character classes of ftfy's mojibake repair).
+Every case records `ids` (context 77); some also `short`: {"16": ids at context 16, ...}. The Swift tests assert
+every case exactly.
 """
 import html
 import html.entities
 import json
 import os
 import random
+import re
 import sys
 
 import ftfy
 import ftfy.chardata
 import open_clip
 
-# Mojibake is repaired by ftfy's fix_encoding heuristics (badness regex + codec search), which CLIPTokenizer
-# does not port; these cases show what differs.
-MOJIBAKE = "ftfy fix_encoding (mojibake repair) is not ported"
+
+
+def mojibake(text, encoding="sloppy-windows-1252", times=1):
+    """`text` as UTF-8 bytes read in `encoding`, `times` over: the damage ftfy's fix_encoding undoes."""
+    for _ in range(times):
+        text = text.encode("utf-8").decode(encoding)
+    return text
+
 
 CASES = [
     # Plain prompts and class names.
@@ -101,11 +108,37 @@ CASES = [
     "<start_of_text> a photo <end_of_text>",
     "<START_OF_TEXT> <End_Of_Text> <start_of_text",
     "<\u017ftart_of_text>",
-    # Mojibake.
-    ("sÃ³ cafÃ© naÃ¯ve", MOJIBAKE),
-    ("â€œquotedâ€\x9d donâ€™t", MOJIBAKE),
-    ("voilÃ le travail", MOJIBAKE),
-    ("\x80 euro \x96 dash \x93quote\x94", None),
+    # Mojibake (ftfy fix_encoding): UTF-8 read as a single-byte codec, once or more.
+    "sÃ³ cafÃ© naÃ¯ve",
+    "â€œquotedâ€\x9d donâ€™t",
+    "voilÃ le travail",                                # restore_byte_a0: "Ã " was "Ã\xa0"
+    "Ã\xa0 bientôt",
+    "\x80 euro \x96 dash \x93quote\x94",                # Latin-1 C1 controls meant as Windows-1252
+    mojibake("café crème brûlée", times=2),            # double-encoded
+    mojibake("a photo of a Pokémon", times=3),
+    mojibake("“smart” ‘single’ — dash – en … ellipsis"),
+    "café and " + mojibake("café") + " in one line",     # decode_inconsistent_utf8: good and bad mixed
+    "lâ€™Ã©tÃ© TÃ©lÃ©phone Ã  vendre",
+    mojibake("привет мир", "sloppy-windows-1251"),
+    mojibake("Ελληνικά", "sloppy-windows-1253"),
+    mojibake("żółć", "iso-8859-2"),
+    mojibake("café crème", "macroman"),
+    mojibake("café", "cp437"),
+    mojibake("ひらがな 😀 smile"),
+    # replace_lossy_sequences: bytes lost to U+FFFD or '?'.
+    "â€œ like this â€\ufffd the â€œbestâ€? price",
+    "&macr;\\_(ã\x83\x84)_/&macr; âœ” No problems",      # HTML entities and mojibake in one text
+    "x í\xa0½í¸\x8a ok",                               # CESU-8 emoji (utf-8-variants)
+    "x í\xa0½í¸\nnext line",                            # ...whose last byte ftfy takes from the "\n" ($ in re)
+    "À\x80 null",                                      # Java's C0 80 for U+0000
+    "Ã¨ is not an error here",                         # ftfy repairs this one anyway
+    # Odd-looking text that is not mojibake: ftfy leaves it alone.
+    "ÆØÅ æøå ¡Hola! ¿Qué tal? PÉREZ Ñandú",
+    "It costs £5 or €6, 25°C, Ø 5 mm × 3, 1° × 2², Σ Ω µ ° ±",
+    "(╯°□°)╯︵ ┻━┻ ├── src └── main",
+    "café Ã",
+    "ν\xa0½νΈ",
+    "naÃ¯ve na√Øve",                                   # only the Windows-1252 half is repaired
     # Edge cases.
     "",
     "   ",
@@ -126,7 +159,7 @@ LONG = [
 ]
 
 # Random texts (seeded) mixing the pieces above with code points from many blocks, to catch what the
-# hand-written cases miss. Whether ftfy's mojibake repair changed one is decided by ftfy itself (below).
+# hand-written cases miss.
 WORDS = ["dog", "Photo", "don't", "IT'S", "it\u2019s", "3.14", "1,000", "_", "-", "&amp;", "&lt;", "&#39;",
          "&eacute;", "&amp;amp;", "&EACUTE;", "&#x1F600;", "&notin", "<", ">", "<start_of_text>", "<end_of_text>",
          "'s", "'S", "''", "\u017f", "\u03a3", "\u039f\u03a3", "\x1b[31m", "\r\n", "\ufb01"]
@@ -163,6 +196,39 @@ def hexes(text):
     return " ".join(format(ord(ch), "X") for ch in text)
 
 
+# The strict codec fix_encoding uses for Latin-1 text with C1 controls; not a CHARMAP_ENCODING.
+STRICT_WINDOWS_1252 = "windows-1252"
+
+
+def single_byte_codecs():
+    rows = []
+    for encoding in ftfy.chardata.CHARMAP_ENCODINGS + [STRICT_WINDOWS_1252]:
+        decoded = bytes(range(256)).decode(encoding, errors="replace")
+        assert len(decoded) == 256
+        if encoding == STRICT_WINDOWS_1252:
+            undefined = [b for b in range(256) if decoded[b] == "\ufffd"]
+            assert undefined == [0x81, 0x8D, 0x8F, 0x90, 0x9D], undefined
+        else:
+            # Swift inverts the table to encode, so it must be one-to-one and agree with Python's encoder.
+            assert len(set(decoded)) == 256, encoding
+            assert all(ch.encode(encoding) == bytes([b]) for b, ch in enumerate(decoded)), encoding
+            # possible_encoding's regex is "bytes 00-19, 1B-7F as ASCII, plus what 80-FF and 1A decode to".
+            high = bytes(list(range(0x80, 0x100)) + [0x1A]).decode(encoding)
+            allowed = set(chr(c) for c in range(0x80) if c != 0x1A) | set(high)
+            assert allowed == set(decoded), encoding
+        rows.append((encoding, decoded))
+    return rows
+
+
+def mojibake_categories():
+    import ftfy.badness
+    every = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF)
+    rows = []
+    for name, members in list(ftfy.badness.MOJIBAKE_CATEGORIES.items()) + list(ftfy.chardata.UTF8_CLUES.items()):
+        rows.append((name, "".join(re.findall("[" + members + "]", every))))
+    return rows
+
+
 def write_tables(path):
     html5 = html.entities.html5
     extra = {k[1:]: v for k, v in ftfy.chardata.HTML_ENTITIES.items() if k[1:] not in html5}
@@ -196,6 +262,11 @@ def write_tables(path):
           [(format(b, "X"), bytes([b]).decode("sloppy-windows-1252")) for b in range(0x80, 0xA0)])
     table("htmlInvalidCharrefs", "html._invalid_charrefs: numeric reference (hex) -> text.",
           sorted((format(k, "X"), v) for k, v in html._invalid_charrefs.items()))
+    table("singleByteCodecs", "Codecs fix_encoding tries (CHARMAP_ENCODINGS order), then strict windows-1252 "
+          "(FFFD: undefined byte): name -> what bytes 00-FF decode to.",
+          single_byte_codecs())
+    table("mojibakeCategories", "ftfy.badness.MOJIBAKE_CATEGORIES, then ftfy.chardata.UTF8_CLUES: name -> "
+          "every member (ranges expanded by Python's re).", mojibake_categories())
     lines[-1:] = ["}", ""]
     with open(path, "w") as f:
         f.write("\n".join(lines))
@@ -206,17 +277,12 @@ def main():
     if len(sys.argv) == 3 and sys.argv[1] == "--tables":
         return write_tables(sys.argv[2])
     cases = []
-    for item in CASES + LONG + random_texts(150):
-        text, known = (item if isinstance(item, tuple) else (item, None))
-        if known is None and ftfy.fix_text(text) != ftfy.fix_text(text, fix_encoding=False):
-            known = MOJIBAKE
+    for text in CASES + LONG + random_texts(150):
         ids = open_clip.tokenize([text], context_length=77)[0].tolist()
         case = {"text": text, "ids": ids}
         if text in CONTEXT16:
             lengths = (16, 2, 1) if text == "a photo of a dog." else (16,)
             case["short"] = {str(n): open_clip.tokenize([text], context_length=n)[0].tolist() for n in lengths}
-        if known:
-            case["known_difference"] = known
         cases.append(case)
     out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases.json")
     with open(out, "w") as f:
