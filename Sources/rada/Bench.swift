@@ -72,7 +72,7 @@ final class BenchRunner {
   let options: BenchOptions
   let world: Collective
   let threads: Int
-  /// sgemm GFLOP/s of this process at `threads` (summed over ranks).
+  /// sgemm GFLOP/s of this process at `threads` (best of three; summed over ranks).
   let ceiling: Double
 
   init(options: BenchOptions) throws {
@@ -80,7 +80,12 @@ final class BenchRunner {
     let report = try Runtime.start(requestedThreads: options.threads)
     world = try makeCollective()
     threads = report.threads
-    let own = BLASRuntime.measureGFLOPS(size: 1024, repeats: 5)
+    // Diagnostics for thread-layout experiments: BLAS and element-wise kernel threads set apart.
+    let env = ProcessInfo.processInfo.environment
+    if let blas = env["RADA_BENCH_BLAS_THREADS"].flatMap(Int.init) { BLASRuntime.setThreads(blas) }
+    if let kernels = env["RADA_BENCH_KERNEL_THREADS"].flatMap(Int.init) { Parallel.threads = max(1, kernels) }
+    // The ceiling is what the machine can do: the best of three medians (other jobs on a shared node only lower it).
+    let own = (0..<3).map { _ in BLASRuntime.measureGFLOPS(size: 1024, repeats: 3) }.max()!
     ceiling = world.size > 1 ? try world.allReduceSum(own) : own
   }
 
