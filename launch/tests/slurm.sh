@@ -41,8 +41,10 @@ job=$(RADA_FAULT=term RADA_FAULT_STEP=2 sbatch --parsable -n 2 --cpus-per-task 1
       "$root/cluster/slurm/train.sbatch" "${common[@]}" --steps 4 --run-dir "$work/train") || fail "sbatch train.sbatch"
 # Slurm holds a requeued job for a while (Reason=BeginTime); release it now instead of waiting.
 for _ in $(seq 1 60); do
-  # (only once the node is idle again: released earlier, the new step can collide with the old one's cleanup)
-  if scontrol show job "$job" 2>/dev/null | grep -q "JobState=PENDING Reason=BeginTime" && [ "$(sinfo -h -o %T | head -1)" = idle ]; then
+  # (only once the node is idle again and the old step's PMIx socket is gone: released earlier, the new step
+  # 0 of the same job id cannot bind its socket, "Address already in use")
+  if scontrol show job "$job" 2>/dev/null | grep -q "JobState=PENDING Reason=BeginTime" && [ "$(sinfo -h -o %T | head -1)" = idle ] \
+     && [ ! -e "$RADA_SLURM_BASE/spool/stepd.slurm.pmix.$job.0" ]; then
     scontrol update JobId="$job" StartTime=now 2>/dev/null
   fi
   [ -e "$work/train/COMPLETE" ] && break
@@ -65,4 +67,17 @@ done
 status="$("$rada" sweep status "$work/grid.yaml" --out "$work/sweep")"
 echo "$status" | grep -q "4 done" || fail "array $array: $status"
 [ "$(grep -c ',done,' "$work/sweep/results.csv")" = 4 ] || fail "results.csv: $(cat "$work/sweep/results.csv")"
-echo "slurm: 2-rank job requeued after TERM and completed; 4-task array done, results.csv has 4 rows"
+
+# 3. A scheduled start (sbatch --begin): the job is held until its begin time, then runs a short training.
+submitted=$(date +%s)
+begin=$(sbatch --parsable --begin=now+6 -n 1 -o "$work/begin-%j.out" \
+        --wrap "date +%s > $work/begin.started; $rada train ${common[*]} --steps 2 --run-dir $work/begin") || fail "sbatch --begin"
+sleep 2
+squeue -h -j "$begin" -o %r 2>/dev/null | grep -q BeginTime || fail "--begin job $begin not held for its begin time: $(squeue -h -j "$begin")"
+for _ in $(seq 1 180); do [ -f "$work/begin/COMPLETE" ] && [ -z "$(squeue -h -j "$begin" 2>/dev/null)" ] && break; sleep 0.5; done
+[ -f "$work/begin/COMPLETE" ] || fail "--begin job $begin did not complete: $(cat "$work"/begin-*.out 2>/dev/null | tail -3)"
+started=$(cat "$work/begin.started")
+[ $((started - submitted)) -ge 6 ] || fail "--begin job started $((started - submitted)) s after submission, before its begin time"
+
+echo "slurm: 2-rank job requeued after TERM and completed; 4-task array done, results.csv has 4 rows;" \
+  "--begin job held and started $((started - submitted)) s after submission"
