@@ -48,29 +48,17 @@ struct Eval: ParsableCommand {
   @Option(help: "Labelled data spec: imagefolder:PATH, manifest:FILE.csv, coop:ROOT:NAME[:SPLIT].") var data: String
   @Option(help: "Class names, one per line, replacing the dataset's (labels index this list).") var classes: String?
   @Option(name: .customLong("out-logits"), help: "Write the logits (N, K) as float32 .npy in dataset order.") var outLogits: String?
-  @Option(help: "Prompt template with {} for the class name (repeatable; averaged).") var template: [String] = []
-  @Option(name: .customLong("logit-scale"), help: "Fixed logit scale s (linear, e.g. 100); default: the model's.") var logitScale: Double?
-  @Option(help: "Temperature of the head's attention maps (must match the head's training).") var temperature: Double?
   @Option(name: .customLong("feature-cache"), help: "Feature cache folder (default ~/.cache/rada/features, or $RADA_CACHE_DIR).")
   var featureCache: String?
-  @Option(help: "base, new or all classes (CoOp's base/new split of the dataset's classes).") var subsample = "all"
   @Option(name: .customLong("summary"), help: "Also write the result as JSON (top1, top5, mean_per_class, per-class accuracy, confusion counts).") var summary: String?
+  @OptionGroup var scoring: HeadScoringOptions
   @OptionGroup var runtime: RuntimeOptions
-
-  func validate() throws {
-    guard ["all", "base", "new"].contains(subsample) else { throw ValidationError("--subsample must be base, new or all.") }
-    if let logitScale, !(logitScale > 0) { throw ValidationError("--logit-scale must be positive (got \(logitScale)).") }
-    if let temperature, !(temperature > 0) { throw ValidationError("--temperature must be positive (got \(temperature)).") }
-  }
 
   func run() throws {
     var config = TrainConfig()
     config.model.path = model
-    config.model.logitScale = logitScale
     config.rada.headInit = head
-    config.data.subsample = subsample
-    if let temperature { config.rada.temperature = temperature }
-    if !template.isEmpty { config.rada.templates = template }
+    scoring.apply(to: &config)
     let classNames = try classes.map(readClassNames(file:))
     try Runtime.start(requestedThreads: runtime.threads)
     let world = try makeCollective()

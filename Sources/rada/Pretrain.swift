@@ -64,15 +64,9 @@ struct Pretrain: ParsableCommand {
   }
 
   func run() throws {
-    let config: TrainConfig
-    do { config = try resolvedConfig() } catch { throw ValidationError("\(error)") }
-    try Runtime.start(requestedThreads: runtime.threads)
-    let world = try makeCollective()
-    do { try config.validate(ranks: world.size) } catch { throw ValidationError("\(error)") }
-    StopSignal.install()
+    let (config, world) = try startTraining(resolvedConfig, threads: runtime.threads)
     try runOnAllRanks(world) {
-      var options = SessionOptions(resume: resume == "auto")
-      options.log = { print($0); fflush(stdout) }
+      let options = SessionOptions(resume: resume == "auto")
       _ = try PretrainSession.run(config: config, world: world, options: options, gradientDumpPath: dumpGradients)
     }
   }

@@ -26,12 +26,9 @@ struct TTT: ParsableCommand {
   @Option(help: "AdamW learning rate.") var lr = 5e-3
   @Option(name: .customLong("weight-decay"), help: "AdamW weight decay (torch's default, as TPT).") var weightDecay = 0.01
   @Option(name: .customLong("run-dir"), help: "Output folder (refused if it holds a metrics.jsonl).") var runDir: String
-  @Option(help: "Prompt template with {} for the class name (repeatable; averaged).") var template: [String] = []
   @Option(help: "Seed of the views' random crops and flips (and of the head's unused projections).") var seed = 1
-  @Option(name: .customLong("logit-scale"), help: "Fixed logit scale s (linear, e.g. 100); default: the model's.") var logitScale: Double?
-  @Option(help: "Temperature of the head's attention maps.") var temperature: Double?
   @Option(help: "Ignored by TTT (the mask regulariser is not part of the test-time loss).") var alpha: Double?
-  @Option(help: "base, new or all classes (CoOp's base/new split of the dataset's classes).") var subsample = "all"
+  @OptionGroup var scoring: HeadScoringOptions
   @OptionGroup var runtime: RuntimeOptions
 
   func options() -> TTTOptions {
@@ -39,23 +36,17 @@ struct TTT: ParsableCommand {
   }
 
   func validate() throws {
-    guard ["all", "base", "new"].contains(subsample) else { throw ValidationError("--subsample must be base, new or all.") }
     do { try options().validate() } catch { throw ValidationError("\(error)") }
-    if let logitScale, !(logitScale > 0) { throw ValidationError("--logit-scale must be positive (got \(logitScale)).") }
-    if let temperature, !(temperature > 0) { throw ValidationError("--temperature must be positive (got \(temperature)).") }
   }
 
   func config() -> TrainConfig {
     var c = TrainConfig()
     c.model.path = model
-    c.model.logitScale = logitScale
     c.data.eval = data
     c.run.dir = runDir
     c.run.seed = seed
     c.rada.headInit = head
-    c.data.subsample = subsample
-    if let temperature { c.rada.temperature = temperature }
-    if !template.isEmpty { c.rada.templates = template }
+    scoring.apply(to: &c)
     return c
   }
 

@@ -103,21 +103,28 @@ struct Train: ParsableCommand {
   }
 
   func run() throws {
-    let config: TrainConfig
-    do { config = try resolvedConfig() } catch { throw ValidationError("\(error)") }
-    try Runtime.start(requestedThreads: runtime.threads)
-    let world = try makeCollective()
-    do { try config.validate(ranks: world.size) } catch { throw ValidationError("\(error)") }
-    StopSignal.install()
+    let (config, world) = try startTraining(resolvedConfig, threads: runtime.threads)
     try runOnAllRanks(world) {
-      var options = SessionOptions(resume: resume == "auto", featureCacheDirectory: featureCache)
-      options.log = { print($0); fflush(stdout) }
+      let options = SessionOptions(resume: resume == "auto", featureCacheDirectory: featureCache)
       switch config.setting {
       case "fft": _ = try FFTSession.run(config: config, world: world, options: options)
       default: _ = try EFTSession.run(config: config, world: world, options: options)
       }
     }
   }
+}
+
+/// The start shared by the training commands: the config is resolved (defaults < YAML < flags < --set) and
+/// validated against the world size before any work starts, threads and BLAS are set up, and SIGTERM/SIGINT/
+/// SIGUSR1 become a stop that all ranks agree on.
+func startTraining(_ resolve: () throws -> TrainConfig, threads: Int?) throws -> (TrainConfig, Collective) {
+  let config: TrainConfig
+  do { config = try resolve() } catch { throw ValidationError("\(error)") }
+  try Runtime.start(requestedThreads: threads)
+  let world = try makeCollective()
+  do { try config.validate(ranks: world.size) } catch { throw ValidationError("\(error)") }
+  StopSignal.install()
+  return (config, world)
 }
 
 /// Runs `body`; on error prints it (naming the rank when there are several) and ends the whole job:
