@@ -138,12 +138,7 @@ public final class TowerFeatureSource: ImageFeatureSource {
   }
 }
 
-/// A stable hex key for a feature cache: FNV-1a over the given parts.
+/// A stable hex key for a feature cache: the checkpoint checksum over the parts joined by a unit separator.
 public func cacheKey(_ parts: [String]) -> String {
-  var h: UInt64 = 0xCBF2_9CE4_8422_2325
-  for part in parts {
-    for byte in part.utf8 { h = (h ^ UInt64(byte)) &* 0x100_0000_01B3 }
-    h = (h ^ 0xFF) &* 0x100_0000_01B3
-  }
-  return String(h, radix: 16)
+  checksum(Data(parts.joined(separator: "\u{1F}").utf8))
 }
