@@ -109,8 +109,7 @@ enum ResidualBlock {
                       heads: s.heads, headDim: s.headDim, causal: s.causal)
     // mid (rows, C) = x + attention · out_projᵀ + bias
     Linear.forward(out: a.mid, x: a.attention, weight: p + o.outProjWeight, bias: p + o.outProjBias,
-                   rows: rows, inFeatures: c, outFeatures: c)
-    addInPlace(a.mid, a.x, rows * c)
+                   residual: a.x, rows: rows, inFeatures: c, outFeatures: c)
     // ln2 (rows, C) = LayerNorm(mid);  fc (rows, M) = ln2 · c_fcᵀ + b;  act = activation(fc)
     LayerNorm.forward(out: a.ln2, mean: a.ln2Mean, rstd: a.ln2Rstd, x: a.mid, weight: p + o.ln2Weight,
                       bias: p + o.ln2Bias, rows: rows, channels: c, eps: s.eps)
@@ -122,8 +121,7 @@ enum ResidualBlock {
     }
     // y (rows, C) = mid + act · c_projᵀ + b
     Linear.forward(out: a.y, x: a.act, weight: p + o.projWeight, bias: p + o.projBias,
-                   rows: rows, inFeatures: m, outFeatures: c)
-    addInPlace(a.y, a.mid, rows * c)
+                   residual: a.mid, rows: rows, inFeatures: m, outFeatures: c)
   }
 
   /// dResidual (rows, C) holds dY on entry and dX on return; adds every weight gradient into `g`.
@@ -133,31 +131,29 @@ enum ResidualBlock {
     let rows = s.rows, c = s.width, m = s.mlpWidth
     let dAct = scratch.dAct.pointer, dFc = scratch.dFc.pointer, dNormed = scratch.dNormed.pointer
     let dAttention = scratch.dAttention.pointer, dQKV = scratch.dQKV.pointer
+    // The branch buffers (dAct, dFc, dNormed, dAttention, dQKV) are written, not accumulated: no zeroing passes.
     // y = mid + c_proj(act)
-    dAct.update(repeating: 0, count: rows * m)
     Linear.backward(dX: dAct, dWeight: g + o.projWeight, dBias: g + o.projBias, dOut: dResidual, x: a.act,
-                    weight: p + o.projWeight, rows: rows, inFeatures: m, outFeatures: c)
-    dFc.update(repeating: 0, count: rows * m)
+                    weight: p + o.projWeight, rows: rows, inFeatures: m, outFeatures: c, overwriteDX: true)
     switch s.activation {
-    case .quickGELU: QuickGELU.backward(dX: dFc, dOut: dAct, x: a.fc, count: rows * m)
-    case .gelu: GELU.backward(dX: dFc, dOut: dAct, x: a.fc, count: rows * m)
+    case .quickGELU: QuickGELU.backward(dX: dFc, dOut: dAct, x: a.fc, count: rows * m, overwrite: true)
+    case .gelu: GELU.backward(dX: dFc, dOut: dAct, x: a.fc, count: rows * m, overwrite: true)
     }
-    dNormed.update(repeating: 0, count: rows * c)
     Linear.backward(dX: dNormed, dWeight: g + o.fcWeight, dBias: g + o.fcBias, dOut: dFc, x: a.ln2,
-                    weight: p + o.fcWeight, rows: rows, inFeatures: c, outFeatures: m)
+                    weight: p + o.fcWeight, rows: rows, inFeatures: c, outFeatures: m, overwriteDX: true)
     // dResidual becomes dMid = dY + LayerNorm₂ᵀ(dNormed)
     LayerNorm.backward(dX: dResidual, dWeight: g + o.ln2Weight, dBias: g + o.ln2Bias, dOut: dNormed, x: a.mid,
                        weight: p + o.ln2Weight, mean: a.ln2Mean, rstd: a.ln2Rstd, rows: rows, channels: c)
     // mid = x + out_proj(attention(in_proj(ln_1(x))))
-    dAttention.update(repeating: 0, count: rows * c)
     Linear.backward(dX: dAttention, dWeight: g + o.outProjWeight, dBias: g + o.outProjBias, dOut: dResidual,
-                    x: a.attention, weight: p + o.outProjWeight, rows: rows, inFeatures: c, outFeatures: c)
-    dQKV.update(repeating: 0, count: rows * 3 * c)
+                    x: a.attention, weight: p + o.outProjWeight, rows: rows, inFeatures: c, outFeatures: c,
+                    overwriteDX: true)
     Attention.backward(dQKV: dQKV, dOut: dAttention, qkv: a.qkv, probs: a.probs, batch: s.batch, tokens: s.tokens,
-                       heads: s.heads, headDim: s.headDim, causal: s.causal, scratch: scratch.attentionScratch.pointer)
-    dNormed.update(repeating: 0, count: rows * c)
+                       heads: s.heads, headDim: s.headDim, causal: s.causal,
+                       scratch: UnsafeMutableBufferPointer(start: scratch.attentionScratch.pointer, count: scratch.attentionScratch.count),
+                       overwrite: true)
     Linear.backward(dX: dNormed, dWeight: g + o.inProjWeight, dBias: g + o.inProjBias, dOut: dQKV, x: a.ln1,
-                    weight: p + o.inProjWeight, rows: rows, inFeatures: c, outFeatures: 3 * c)
+                    weight: p + o.inProjWeight, rows: rows, inFeatures: c, outFeatures: 3 * c, overwriteDX: true)
     // dResidual becomes dX = dMid + LayerNorm₁ᵀ(dNormed)
     LayerNorm.backward(dX: dResidual, dWeight: g + o.ln1Weight, dBias: g + o.ln1Bias, dOut: dNormed, x: a.x,
                        weight: p + o.ln1Weight, mean: a.ln1Mean, rstd: a.ln1Rstd, rows: rows, channels: c)

@@ -4,13 +4,29 @@
 import Tensor
 
 public enum Linear {
-  /// out (N, out) = x (N, in) · weightᵀ + bias. bias nil means no bias (out is overwritten either way).
-  public static func forward(out: MutableFloats, x: Floats, weight: Floats, bias: Floats?,
+  /// out (N, out) = [residual +] x (N, in) · weightᵀ + bias. bias nil means no bias; residual (N, out), when
+  /// given, is added (the transformer's skip connection, folded into the pass that seeds out). out is overwritten
+  /// either way and must not alias x (it may alias residual).
+  public static func forward(out: MutableFloats, x: Floats, weight: Floats, bias: Floats?, residual: Floats? = nil,
                              rows: Int, inFeatures: Int, outFeatures: Int) {
     var beta: Float = 0
-    if let bias {
-      // Start every row at the bias and let sgemm accumulate onto it (beta 1): one pass over out.
-      for row in 0..<rows { (out + row * outFeatures).update(from: bias, count: outFeatures) }
+    if bias != nil || residual != nil {
+      // Seed every row with residual + bias and let sgemm accumulate onto it (beta 1): one pass over out.
+      Parallel.forChunks(rows, minimumWork: max(1, (1 << 15) / max(1, outFeatures))) { start, end in
+        for row in start..<end {
+          let o = out + row * outFeatures
+          if let residual {
+            let r = residual + row * outFeatures
+            if let bias {
+              for j in 0..<outFeatures { o[j] = r[j] + bias[j] }
+            } else if r != Floats(o) {
+              o.update(from: r, count: outFeatures)
+            }
+          } else if let bias {
+            o.update(from: bias, count: outFeatures)
+          }
+        }
+      }
       beta = 1
     }
     // out (N, out) = x (N, in) · weightᵀ (in, out) + beta · out
@@ -18,15 +34,16 @@ public enum Linear {
          a: x, b: weight, beta: beta, c: out)
   }
 
-  /// Adds into dX (N, in), dWeight (out, in), dBias (out); any of them nil is skipped.
+  /// Adds into dX (N, in), dWeight (out, in), dBias (out); any of them nil is skipped. With `overwriteDX`, dX is
+  /// written instead of added to (saves zeroing a fresh buffer first).
   /// forward was out = x · Wᵀ + b, so dx = dOut · W, dW = dOutᵀ · x, db = Σ_rows dOut.
   public static func backward(dX: MutableFloats?, dWeight: MutableFloats?, dBias: MutableFloats?,
                               dOut: Floats, x: Floats, weight: Floats,
-                              rows: Int, inFeatures: Int, outFeatures: Int) {
+                              rows: Int, inFeatures: Int, outFeatures: Int, overwriteDX: Bool = false) {
     if let dX {
-      // dX (N, in) += dOut (N, out) · weight (out, in)
+      // dX (N, in) (+)= dOut (N, out) · weight (out, in)
       gemm(.noTranspose, .noTranspose, m: rows, n: inFeatures, k: outFeatures,
-           a: dOut, b: weight, beta: 1, c: dX)
+           a: dOut, b: weight, beta: overwriteDX ? 0 : 1, c: dX)
     }
     if let dWeight {
       // dWeight (out, in) += dOutᵀ (out, N) · x (N, in)
@@ -34,10 +51,12 @@ public enum Linear {
            a: dOut, b: x, beta: 1, c: dWeight)
     }
     if let dBias {
-      // dBias (out) += Σ_rows dOut (N, out); row-by-row adds vectorise along out.
-      for row in 0..<rows {
-        let g = dOut + row * outFeatures
-        for j in 0..<outFeatures { dBias[j] += g[j] }
+      // dBias (out) += Σ_rows dOut (N, out); row-by-row adds vectorise along out; threads own column ranges.
+      Parallel.forChunks(outFeatures, minimumWork: max(1, (1 << 15) / max(1, rows))) { start, end in
+        for row in 0..<rows {
+          let g = dOut + row * outFeatures
+          for j in start..<end { dBias[j] += g[j] }
+        }
       }
     }
   }

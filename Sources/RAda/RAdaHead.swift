@@ -78,23 +78,6 @@ public final class RAdaHead {
     }
   }
 
-  /// Runs body(sample, worker) for every sample, `workers` threads at a time, each worker on its own samples.
-  /// While several workers run, OpenBLAS is set to one thread (its pool would otherwise oversubscribe the cores).
-  static func forEachSample(_ batch: Int, workers planned: Int, _ body: (Int, Int) -> Void) {
-    let workers = min(planned, batch, max(1, Parallel.threads))
-    if workers <= 1 {
-      for b in 0..<batch { body(b, 0) }
-      return
-    }
-    let blasThreads = BLASRuntime.threads
-    BLASRuntime.setThreads(1)
-    DispatchQueue.concurrentPerform(iterations: workers) { w in
-      var b = w
-      while b < batch { body(b, w); b += workers }
-    }
-    BLASRuntime.setThreads(blasThreads)
-  }
-
   // MARK: Forward
 
   /// Computes mask and logits for `batch` samples into the workspace and returns the logits (B, K).
@@ -139,7 +122,7 @@ public final class RAdaHead {
     let p1 = ws.rowSoftmax1.pointer, q1 = ws.query1.readOnly, q2 = ws.query2.readOnly
     let q3 = ws.query3.readOnly, key = ws.key.readOnly, value = ws.value.readOnly
     let scratch = ws.scratch.pointer, stride = ws.scratchStride, h = config.heads
-    Self.forEachSample(batch, workers: ws.workers) { b, worker in
+    Parallel.forEachItem(batch, workers: ws.workers) { b, worker in
       let o = b * k * d
       RelationAttention.forward(attended: attended + o, logSumExp2: lse2 + b * h, logSumExp3: lse3 + b * h,
                                 rowSoftmax1: p1 + b * h * k, query1: q1 + b * d, query2: q2, query3: q3 + o,
@@ -267,7 +250,7 @@ public final class RAdaHead {
     let key = ws.key.readOnly, value = ws.value.readOnly
     let lse2 = ws.logSumExp2.readOnly, lse3 = ws.logSumExp3.readOnly, p1 = ws.rowSoftmax1.readOnly
     let scratch = ws.scratch.pointer, stride = ws.scratchStride, h = config.heads
-    Self.forEachSample(batch, workers: workers) { b, worker in
+    Parallel.forEachItem(batch, workers: workers) { b, worker in
       let o = b * k * d
       RelationAttention.backward(dQuery1: dq1 + b * d, dQuery2: dq2All + worker * k * d, dQuery3: dq3 + o,
                                  dKey: dKey + o, dValue: dValue + o, dAttended: dAttended + o, query1: q1 + b * d,

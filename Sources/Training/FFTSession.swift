@@ -13,6 +13,17 @@ import RAda
 import Tensor
 
 public enum FFTSession {
+  /// Whether gradient buckets start their allreduce during backward (config.fft.overlap). "auto" overlaps only
+  /// when the ranks span several nodes (some rank has fewer local ranks than the world), where the network moves
+  /// the data while the cores compute; on one node it does not pay (see TrainConfig.FFT.overlap).
+  public static func overlaps(_ setting: String, layout: LaunchLayout) -> Bool {
+    switch setting {
+    case "always": return true
+    case "never": return false
+    default: return layout.size > 1 && layout.localSize < layout.size
+    }
+  }
+
   /// `gradientDumpPath`: test hook, the coordinator writes the averaged gradients of the first step there.
   public static func run(config: TrainConfig, world: Collective, options: SessionOptions,
                          gradientDumpPath: String? = nil) throws -> TrainSummary {
@@ -90,6 +101,7 @@ enum TowerSession {
     fftOptions.clipGradNorm = config.optim.clipGradNorm
     fftOptions.fixedHeadLogitScale = config.model.logitScale.map { Float(Foundation.log($0)) }
     fftOptions.overlapCommunication = config.run.accumulation == 1
+      && FFTSession.overlaps(config.fft.overlap, layout: LaunchLayout.fromEnvironment())
     let model = try FFTModel(clip: clip, head: head, world: world, microBatch: microBatch, text: text, tokenizer: tokenizer,
                              loadPixels: SessionParts.pixelLoader(dataset: train, imageSize: clip.config.vision.imageSize,
                                                                   augment: config.data.augment, seed: config.run.seed),

@@ -3,6 +3,7 @@
 // weight decay (torch param group with weight_decay 0). State (step count, moment buffers) is public so that
 // checkpoints can save and restore it. Buffers: parameters, gradients, firstMoment, secondMoment all (N).
 import Foundation
+import Kernels
 import Tensor
 
 public enum OptimizerKind: String, Codable, Equatable, Sendable {
@@ -106,14 +107,16 @@ public final class Optimizer {
   private func sgd(p: MutableFloats, g: Floats, buffer: MutableFloats?, count: Int, lr: Float, weightDecay: Float,
                    isFirstStep: Bool) {
     let momentum = config.momentum, nesterov = config.nesterov
-    for i in 0..<count {
-      var d = g[i] + weightDecay * p[i]
-      if let buffer {
-        let b = isFirstStep ? d : momentum * buffer[i] + d
-        buffer[i] = b
-        d = nesterov ? d + momentum * b : b
+    Parallel.forChunks(count) { start, end in
+      for i in start..<end {
+        var d = g[i] + weightDecay * p[i]
+        if let buffer {
+          let b = isFirstStep ? d : momentum * buffer[i] + d
+          buffer[i] = b
+          d = nesterov ? d + momentum * b : b
+        }
+        p[i] -= lr * d
       }
-      p[i] -= lr * d
     }
   }
 
@@ -129,14 +132,17 @@ public final class Optimizer {
     let decoupled = config.kind == .adamw
     let decayFactor = 1 - lr * weightDecay
     let w1 = 1 - beta1, w2 = 1 - beta2
-    for i in 0..<count {
-      var grad = g[i]
-      if decoupled { p[i] *= decayFactor } else { grad += weightDecay * p[i] }
-      // torch lerp: weight < 0.5 ? m + w·(g - m) : g - (g - m)·(1 - w)
-      let mi = w1 < 0.5 ? m[i] + w1 * (grad - m[i]) : grad - (grad - m[i]) * beta1
-      let vi = beta2 * v[i] + w2 * grad * grad
-      m[i] = mi; v[i] = vi
-      p[i] -= stepSize * (mi / (vi.squareRoot() / correction2Root + eps))
+    // element-wise: large tensors are split over the threads, the result does not depend on the split
+    Parallel.forChunks(count) { start, end in
+      for i in start..<end {
+        var grad = g[i]
+        if decoupled { p[i] *= decayFactor } else { grad += weightDecay * p[i] }
+        // torch lerp: weight < 0.5 ? m + w·(g - m) : g - (g - m)·(1 - w)
+        let mi = w1 < 0.5 ? m[i] + w1 * (grad - m[i]) : grad - (grad - m[i]) * beta1
+        let vi = beta2 * v[i] + w2 * grad * grad
+        m[i] = mi; v[i] = vi
+        p[i] -= stepSize * (mi / (vi.squareRoot() / correction2Root + eps))
+      }
     }
   }
 }

@@ -68,6 +68,11 @@ public struct TrainConfig: Codable, Equatable {
     public var lockTextTower = false
     /// Gradient allreduce bucket size in MB (FFT).
     public var bucketMB = 25.0
+    /// Start each bucket's allreduce during backward: "auto" (only when the ranks span several nodes), "always",
+    /// "never" (not on/off: YAML reads those as booleans).
+    /// On one node the allreduce is shared-memory copies done by the same busy cores, and driving non-blocking
+    /// reductions from backward measured slower than one blocking allreduce after it (launch/bench/README.md).
+    public var overlap = "auto"
   }
   public struct Run: Codable, Equatable {
     public var dir = ""
@@ -279,5 +284,8 @@ extension TrainConfig {
       throw bad("data.loaderThreads", data.loaderThreads, "loader threads and prefetch batches must be >= 1")
     }
     if fft.bucketMB <= 0 { throw bad("fft.bucketMB", fft.bucketMB, "must be > 0") }
+    guard ["auto", "always", "never"].contains(fft.overlap) else {
+      throw bad("fft.overlap", fft.overlap, "use auto, always or never")
+    }
   }
 }

@@ -65,6 +65,8 @@ struct BenchResult: Codable {
   var sgemmCeilingGflops: Double
   var fractionOfCeiling: Double?
   var peakRssMb: Double
+  /// Workload-specific numbers (e.g. the allreduce time hidden behind backward), snake_case keys.
+  var extra: [String: Double]?
 }
 
 /// Runs workloads and reports them; one per process (holds the world, the thread count and the ceiling).
@@ -92,9 +94,11 @@ final class BenchRunner {
   /// Times `step` (warm-up, then `repeats` timed runs; with several ranks each run starts at a barrier and
   /// counts the slowest rank) and prints the result. `setup` builds the state outside the timing; peak RSS is
   /// measured from just before setup. `items` per step; `flops` matmul FLOPs per step (nil: not meaningful).
-  /// `threads` overrides the reported thread count (the data loader's workers).
+  /// `threads` overrides the reported thread count (the data loader's workers). `extra`, run on every rank after
+  /// the timing (it may use collectives), adds workload-specific numbers to the result.
   func measure<State>(_ workload: String, _ config: String, items: Double, flops: Double?, threads: Int? = nil,
-                      setup: () throws -> State, step: (State) throws -> Void) throws {
+                      setup: () throws -> State, step: (State) throws -> Void,
+                      extra: ((State) throws -> [String: Double])? = nil) throws {
     guard options.wants(workload, config) else { return }
     PeakMemory.reset()
     let state = try setup()
@@ -109,6 +113,7 @@ final class BenchRunner {
     if world.size > 1 { try world.allReduceMax(&times) }
     var peak = [PeakMemory.peakMB()]
     if world.size > 1 { try world.allReduceMax(&peak) }
+    let extraValues = try extra?(state)
     withExtendedLifetime(state) {}
     let sorted = times.sorted()
     let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2]
@@ -117,7 +122,7 @@ final class BenchRunner {
     let result = BenchResult(workload: workload, config: config, threads: threads ?? self.threads, ranks: world.size,
                              repeats: times.count, medianS: median, minS: sorted.first!, maxS: sorted.last!,
                              items: items, itemsPerS: items / median, gflops: gflops, sgemmCeilingGflops: ceiling,
-                             fractionOfCeiling: gflops.map { $0 / ceiling }, peakRssMb: peak[0])
+                             fractionOfCeiling: gflops.map { $0 / ceiling }, peakRssMb: peak[0], extra: extraValues)
     guard world.isCoordinator else { return }
     if options.json {
       let encoder = JSONEncoder()
@@ -129,6 +134,7 @@ final class BenchRunner {
         + String(format: "%8.4f s (min %.4f, max %.4f)  %10.2f items/s", median, sorted.first!, sorted.last!, items / median)
       if let gflops { line += String(format: "  %7.1f GFLOP/s (%4.1f%% of %.0f)", gflops, 100 * gflops / ceiling, ceiling) }
       line += String(format: "  peak %.0f MB", peak[0])
+      for (key, value) in (extraValues ?? [:]).sorted(by: { $0.key < $1.key }) { line += "  \(key) \(String(format: "%.4g", value))" }
       print(line)
     }
     fflush(stdout)

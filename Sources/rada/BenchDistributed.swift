@@ -4,6 +4,10 @@
 //   scaling:   the small-config fine-tuning step with B images per rank, gradients averaged by one allreduce;
 //              compare runs 1 rank x 1 thread B 16, 2 ranks x 1 thread B 16 each, 1 rank x 2 threads B 32.
 //              Items are images of the global batch (B x ranks).
+//              With several ranks also finetune_step_overlap: the same step with FFT's bucketed allreduces started
+//              during backward (--bucket-mb, fft.bucketMB's default 25), reporting in `extra` the allreduce time
+//              of the whole gradient alone (allreduce_s), the wait left after backward (exposed_wait_s, median over
+//              steps, slowest rank) and hidden_fraction = 1 - exposed_wait_s / allreduce_s.
 import ArgumentParser
 import CLIP
 import Foundation
@@ -38,6 +42,7 @@ struct BenchScaling: ParsableCommand {
   @OptionGroup var options: BenchOptions
   @Option(help: "Images per rank.") var batch = 16
   @Option(help: "Model.") var model = "small"
+  @Option(help: "Bucket size in MB of the overlapped variant (several ranks only).") var bucketMb = 25
 
   func run() throws {
     let runner = try BenchRunner(options: options)
@@ -47,5 +52,27 @@ struct BenchScaling: ParsableCommand {
                        flops: Double(ranks) * BenchFLOPs.fineTuneStep(config, batch: batch),
                        setup: { try FineTuneStep(config: config, batch: batch, world: runner.world) },
                        step: { try $0.run() })
+    guard ranks > 1 else { return }
+    let world = runner.world, bucketMb = self.bucketMb
+    try runner.measure("scaling/finetune_step_overlap", "\(model) b\(batch)x\(ranks)r bucket\(bucketMb)mb",
+                       items: Double(batch * ranks), flops: Double(ranks) * BenchFLOPs.fineTuneStep(config, batch: batch),
+                       setup: { try FineTuneStep(config: config, batch: batch, world: world, overlapBucketMB: bucketMb) },
+                       step: { try $0.run() },
+                       extra: { step in
+                         // the whole gradient's allreduce on its own (median of 5), then the waits left per step
+                         var alone: [Double] = []
+                         for _ in 0..<5 {
+                           try world.barrier()
+                           let start = DispatchTime.now().uptimeNanoseconds
+                           try world.allReduceSum(step.gradients.pointer, count: step.gradients.count)
+                           alone.append(Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
+                         }
+                         try world.allReduceMax(&alone)
+                         var waits = Array(step.exposedWaits.suffix(self.options.repeats))
+                         try world.allReduceMax(&waits)
+                         let allreduce = alone.sorted()[alone.count / 2], exposed = waits.sorted()[waits.count / 2]
+                         return ["allreduce_s": allreduce, "exposed_wait_s": exposed,
+                                 "hidden_fraction": max(0, 1 - exposed / allreduce)]
+                       })
   }
 }

@@ -68,7 +68,9 @@ func benchAdamW(_ table: ParameterTable) throws -> Optimizer {
 
 /// One CLIP fine-tuning step on B (image, text) pairs: both towers forward (saving activations), the symmetric
 /// contrastive loss of the local batch (open_clip ClipLoss, labels = diagonal), both towers backward, the
-/// gradient averaged over ranks (one blocking allreduce, as DDP without overlap), AdamW. All buffers planned here.
+/// gradient averaged over ranks (one blocking allreduce after backward, as DDP without overlap; or, with
+/// `overlapBucketMB`, bucketed allreduces started as backward completes each bucket, as FFT training does), AdamW.
+/// All buffers planned here.
 final class FineTuneStep {
   let model: CLIPModel
   let batch: Int
@@ -82,8 +84,16 @@ final class FineTuneStep {
   /// (B, E) gradients of the normalised embeddings
   let dImage, dText: FloatBuffer
   let world: Collective
+  /// With several ranks and overlap on: buckets whose allreduce starts as backward completes them (FFT's scheme).
+  let reducer: GradientReducer?
+  /// Block offsets where backward reports each layer done (the ln_1 weight, first tensor of a block).
+  let visionLayerOffsets: [Int], textLayerOffsets: [Int]
+  /// Seconds each step spent waiting for allreduces after backward (the part not hidden behind it).
+  private(set) var exposedWaits: [Double] = []
 
-  init(config: CLIPConfig, batch: Int, world: Collective, seed: UInt64 = 1) throws {
+  /// `overlapBucketMB`: nil averages gradients with one blocking allreduce after backward; a size in MB uses
+  /// bucketed allreduces started during backward, as FFT training does (fft.bucketMB).
+  init(config: CLIPConfig, batch: Int, world: Collective, seed: UInt64 = 1, overlapBucketMB: Int? = nil) throws {
     model = CLIPModel.random(config: config, seed: seed)
     self.batch = batch
     self.world = world
@@ -95,6 +105,15 @@ final class FineTuneStep {
     pixels = randomPixels(config, batch: batch, seed: seed + UInt64(world.rank) + 2)
     ids = randomTokenRows(config, batch: batch, seed: seed + UInt64(world.rank) + 3)
     dImage = FloatBuffer(count: batch * config.embedDim); dText = FloatBuffer(count: batch * config.embedDim)
+    let table = model.table
+    visionLayerOffsets = (0..<config.vision.layers).map { table["visual.transformer.resblocks.\($0).ln_1.weight"]!.offset }
+    textLayerOffsets = (0..<config.text.layers).map { table["transformer.resblocks.\($0).ln_1.weight"]!.offset }
+    let gradients = self.gradients
+    reducer = overlapBucketMB.map { megabytes in
+      GradientReducer(gradients: gradients.pointer,
+                      ranges: table.entries.filter(\.isTrainable).map { ($0.offset, $0.count) },
+                      bucketFloats: megabytes * (1 << 20) / 4, world: world)
+    }
   }
 
   func run() throws {
@@ -108,13 +127,33 @@ final class FineTuneStep {
                               rows: batch, columns: batch, labelOffset: 0, logitScale: model.logitScale,
                               dImageLocal: dImage.pointer, dTextLocal: dText.pointer)
     gradients[model.logitScaleIndex] += result.dLogitScale
-    model.vision.backward(dEmbeds: dImage.readOnly, batch: batch, parameters: p, gradients: gradients.pointer,
-                          activations: vision)
-    ids.withUnsafeBufferPointer {
-      model.text.backward(dEmbeds: dText.readOnly, ids: $0.baseAddress!, batch: batch, parameters: p,
-                          gradients: gradients.pointer, activations: text)
+    if let reducer {
+      // back to front in the layout (text after vision), starting each bucket's allreduce as it completes
+      var reduceError: Error?
+      func ready(_ offset: Int) {
+        guard reduceError == nil else { return }
+        do { try reducer.gradientsReady(from: offset) } catch { reduceError = error }
+      }
+      ready(model.logitScaleIndex)
+      ids.withUnsafeBufferPointer {
+        model.text.backward(dEmbeds: dText.readOnly, ids: $0.baseAddress!, batch: batch, parameters: p,
+                            gradients: gradients.pointer, activations: text,
+                            afterLayer: { [textLayerOffsets] l in ready(textLayerOffsets[l]) })
+      }
+      model.vision.backward(dEmbeds: dImage.readOnly, batch: batch, parameters: p, gradients: gradients.pointer,
+                            activations: vision, afterLayer: { [visionLayerOffsets] l in ready(visionLayerOffsets[l]) })
+      if let reduceError { throw reduceError }
+      try reducer.finish()
+      exposedWaits.append(reducer.lastWaitSeconds)
+    } else {
+      model.vision.backward(dEmbeds: dImage.readOnly, batch: batch, parameters: p, gradients: gradients.pointer,
+                            activations: vision)
+      ids.withUnsafeBufferPointer {
+        model.text.backward(dEmbeds: dText.readOnly, ids: $0.baseAddress!, batch: batch, parameters: p,
+                            gradients: gradients.pointer, activations: text)
+      }
+      if world.size > 1 { try world.allReduceMean(gradients.pointer, count: gradients.count) }
     }
-    if world.size > 1 { try world.allReduceMean(gradients.pointer, count: gradients.count) }
     optimizer.step(parameters: model.parameters, gradients: gradients, lr: 1e-5)
     precondition(result.loss.isFinite && e > 0, "bench fine-tuning step: loss is not finite")
   }

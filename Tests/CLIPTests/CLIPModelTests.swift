@@ -93,13 +93,14 @@ final class CLIPModelTests: XCTestCase {
     assertClose([step.loss], try expected.floats("loss"), atol: 1e-5, "\(folder) loss")
     // Every parameter gradient within 1e-3 of that tensor's largest |value| (float32 accumulation over the
     // backward pass against float64; PyTorch float32 itself lands around 1e-5 relative here). The scale has
-    // a floor of 1e-4: HF's separate k_proj.bias has a gradient that is zero in exact arithmetic (softmax
-    // ignores a shift shared by a row), so both sides hold only rounding noise (~1e-8) there.
+    // a floor of 1e-3: HF's separate k_proj.bias has a gradient that is zero in exact arithmetic (softmax
+    // ignores a shift shared by a row), so both sides hold only rounding noise there (1e-8..2e-7, depending on
+    // the summation order of the attention products, which depends on the thread layout).
     var checked = Set<String>()
     for source in CLIPWeightNames.sources(for: model.config, naming: naming) {
       let reference = try expected.floats("grad." + source.name)
       let actual = CLIPWeightNames.extract(source, from: step.gradients.readOnly, table: model.table)
-      let scale = max(reference.map(abs).max() ?? 0, 1e-4)
+      let scale = max(reference.map(abs).max() ?? 0, 1e-3)
       assertClose(actual, reference, atol: 1e-3 * scale, "\(folder) grad \(source.name)")
       checked.insert("grad." + source.name)
     }

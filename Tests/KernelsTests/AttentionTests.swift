@@ -116,7 +116,30 @@ final class AttentionTests: XCTestCase {
                        batch: batch, tokens: tokens, heads: heads, headDim: headDim, causal: true)
     Attention.backward(dQKV: own.pointer, dOut: r.readOnly, qkv: qkv.readOnly, probs: probs.readOnly,
                        batch: batch, tokens: tokens, heads: heads, headDim: headDim, causal: true,
-                       scratch: scratch.pointer)
+                       scratch: UnsafeMutableBufferPointer(start: scratch.pointer, count: scratch.count))
     assertClose(own, shared.array.map(Double.init), atol: 0, rtol: 0, "Attention dQKV with caller scratch")
+  }
+
+  /// (batch, head) items run on worker threads with single-threaded BLAS: the result must not depend on the
+  /// worker count, and a scratch of one (T, T) matrix must still work (one worker).
+  func testWorkerThreadsGiveTheSameResult() {
+    let qkv = randomBuffer(batch * tokens * 3 * width, seed: 9), r = randomBuffer(batch * tokens * width, seed: 10)
+    let saved = Parallel.threads
+    defer { Parallel.threads = saved }
+    var results: [(out: [Float], dQKV: [Float])] = []
+    for (threads, scratchMatrices) in [(1, 1), (2, 2), (3, 3), (2, 1)] {
+      Parallel.threads = threads
+      let (out, probs) = runForward(qkv, causal: false)
+      let dQKV = FloatBuffer(count: qkv.count)
+      let scratch = FloatBuffer(count: scratchMatrices * tokens * tokens)
+      Attention.backward(dQKV: dQKV.pointer, dOut: r.readOnly, qkv: qkv.readOnly, probs: probs.readOnly,
+                         batch: batch, tokens: tokens, heads: heads, headDim: headDim, causal: false,
+                         scratch: UnsafeMutableBufferPointer(start: scratch.pointer, count: scratch.count))
+      results.append((out.array, dQKV.array))
+    }
+    for result in results.dropFirst() {
+      assertClose(FloatBuffer(result.out), results[0].out.map(Double.init), atol: 1e-6, rtol: 1e-6, "out")
+      assertClose(FloatBuffer(result.dQKV), results[0].dQKV.map(Double.init), atol: 1e-6, rtol: 1e-6, "dQKV")
+    }
   }
 }

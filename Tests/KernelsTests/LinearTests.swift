@@ -32,6 +32,23 @@ final class LinearTests: XCTestCase {
     assertClose(out, naiveForward(x: x, weight: weight, bias: nil), atol: 1e-5, rtol: 1e-5, "Linear out (no bias)")
   }
 
+  /// The skip connection folded into the seeding pass: out = residual + x·Wᵀ (+ bias), also with out == residual.
+  func testForwardAddsTheResidual() {
+    let x = randomBuffer(rows * inFeatures, seed: 11), weight = randomBuffer(outFeatures * inFeatures, seed: 12)
+    let bias = randomBuffer(outFeatures, seed: 13), residual = randomBuffer(rows * outFeatures, seed: 14)
+    for withBias in [true, false] {
+      let expected = zip(naiveForward(x: x, weight: weight, bias: withBias ? bias : nil), residual.array).map { $0 + Double($1) }
+      let out = randomBuffer(rows * outFeatures, seed: 15)
+      Linear.forward(out: out.pointer, x: x.readOnly, weight: weight.readOnly, bias: withBias ? bias.readOnly : nil,
+                     residual: residual.readOnly, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
+      assertClose(out, expected, atol: 1e-5, rtol: 1e-5, "Linear out + residual (bias \(withBias))")
+      let inPlace = FloatBuffer(residual.array)
+      Linear.forward(out: inPlace.pointer, x: x.readOnly, weight: weight.readOnly, bias: withBias ? bias.readOnly : nil,
+                     residual: inPlace.readOnly, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
+      assertClose(inPlace, expected, atol: 1e-5, rtol: 1e-5, "Linear out += residual in place (bias \(withBias))")
+    }
+  }
+
   func testBackwardMatchesFiniteDifferences() {
     let x = randomBuffer(rows * inFeatures, seed: 5), weight = randomBuffer(outFeatures * inFeatures, seed: 6)
     let bias = randomBuffer(outFeatures, seed: 7), out = FloatBuffer(count: rows * outFeatures)

@@ -1,5 +1,6 @@
 // Config loading: defaults < YAML < --set, unknown keys and bad values refused with the reason.
 import Training
+import Distributed
 import XCTest
 
 final class TrainConfigTests: XCTestCase {
@@ -51,6 +52,20 @@ final class TrainConfigTests: XCTestCase {
     XCTAssertThrowsError(try c.validate(ranks: 1)) { XCTAssertTrue("\($0)".contains("{}")) }
     c = validConfig(); c.run.epochs = 2
     XCTAssertThrowsError(try c.validate(ranks: 1)) { XCTAssertTrue("\($0)".contains("not both")) }
+    c = validConfig(); try c.apply(override: "fft.overlap=sometimes")
+    XCTAssertThrowsError(try c.validate(ranks: 1)) { XCTAssertTrue("\($0)".contains("fft.overlap"), "\($0)") }
+  }
+
+  /// fft.overlap=auto reduces during backward only when the ranks span several nodes; always and never are obeyed.
+  func testOverlapFollowsTheLayout() {
+    let oneNode = LaunchLayout(rank: 1, size: 2, localRank: 1, localSize: 2, launcher: "mpirun")
+    let twoNodes = LaunchLayout(rank: 1, size: 2, localRank: 0, localSize: 1, launcher: "mpirun")
+    let alone = LaunchLayout(rank: 0, size: 1, localRank: 0, localSize: 1, launcher: "none")
+    XCTAssertFalse(FFTSession.overlaps("auto", layout: oneNode))
+    XCTAssertTrue(FFTSession.overlaps("auto", layout: twoNodes))
+    XCTAssertFalse(FFTSession.overlaps("auto", layout: alone))
+    XCTAssertTrue(FFTSession.overlaps("always", layout: oneNode))
+    XCTAssertFalse(FFTSession.overlaps("never", layout: twoNodes))
   }
 }
 
