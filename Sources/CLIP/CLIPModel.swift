@@ -27,6 +27,14 @@ public final class CLIPModel {
     logitScaleOffset = table["logit_scale"]!.offset
   }
 
+  /// Offset of each block's first tensor (its ln_1.weight) in `table`, vision and text, in layer order: when
+  /// backward reports block l done (`afterLayer(l)`), every gradient at or after that offset of its tower is
+  /// complete. `table` is `parameterTable(config)` or a table that starts with it.
+  public static func blockStartOffsets(_ config: CLIPConfig, in table: ParameterTable) -> (vision: [Int], text: [Int]) {
+    ((0..<config.vision.layers).map { table["visual.transformer.resblocks.\($0).ln_1.weight"]!.offset },
+     (0..<config.text.layers).map { table["transformer.resblocks.\($0).ln_1.weight"]!.offset })
+  }
+
   /// Our tensor names and shapes, in forward order (vision, text, logit_scale).
   public static func parameterTable(_ config: CLIPConfig) -> ParameterTable {
     var table = ParameterTable()

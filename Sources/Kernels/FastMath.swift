@@ -54,6 +54,16 @@ public func fastExp(_ x: SIMD16<Float>) -> SIMD16<Float> {
   return result
 }
 
+/// out[i] = fastExp(x[i] − shift), i < count (out may alias x): SIMD16 lanes, then the scalar tail (the same values).
+/// Written out because the scalar loop does not vectorise (fastExp's clamps).
+@inlinable
+public func expShifted(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, count: Int, shift: Float) {
+  let vectorEnd = count & ~15
+  var i = 0
+  while i < vectorEnd { store16(fastExp(load16(x + i) - shift), out + i); i += 16 }
+  while i < count { out[i] = fastExp(x[i] - shift); i += 1 }
+}
+
 /// 16 floats from a possibly unaligned address, and back.
 @inlinable @inline(__always)
 public func load16(_ pointer: UnsafePointer<Float>) -> SIMD16<Float> {

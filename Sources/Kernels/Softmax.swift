@@ -5,25 +5,12 @@ import Tensor
 
 public enum Softmax {
   /// p = exp(x − max) / Σ exp(x − max) for one row of `cols` entries; x and out may alias.
-  /// Explicit SIMD16: the scalar fastExp loop does not vectorise (its clamps), and exp dominates attention's
-  /// element-wise time. Lanes equal the scalar fastExp, so the tail loop gives the same values.
+  /// The exponentials go through `expShifted` (explicit SIMD16: exp dominates attention's element-wise time).
   @inlinable
   public static func row(out: MutableFloats, x: Floats, cols: Int) {
-    let m = rowMax(x, cols)
-    var acc = SIMD16<Float>(repeating: 0)
-    var j = 0
-    while j + 16 <= cols {
-      let e = fastExp(load16(x + j) - m)
-      store16(e, out + j)
-      acc += e
-      j += 16
-    }
-    var sum = acc.sum()
-    while j < cols { let e = fastExp(x[j] - m); out[j] = e; sum += e; j += 1 }
-    let inverseSum = 1 / sum
-    j = 0
-    while j + 16 <= cols { store16(load16(out + j) * inverseSum, out + j); j += 16 }
-    while j < cols { out[j] *= inverseSum; j += 1 }
+    expShifted(out: out, x: x, count: cols, shift: rowMax(x, cols))
+    let inverseSum = 1 / rowSum(out, cols)
+    for j in 0..<cols { out[j] *= inverseSum }
   }
 
   /// out (R, K) = softmax of each row of x (R, K).

@@ -38,15 +38,6 @@ enum RelationAttention {
     return (best + Float(log(sum)), Float(1 / sum))
   }
 
-  /// x (count) := exp(x - shift).
-  @inline(__always)
-  static func exponentiate(_ x: MutableFloats, count: Int, shift: Float) {
-    let vectorEnd = count & ~15
-    var i = 0
-    while i < vectorEnd { store16(fastExp(load16(x + i) - shift), x + i); i += 16 }
-    for j in vectorEnd..<count { x[j] = fastExp(x[j] - shift) }
-  }
-
   /// p (K) = softmax_j(c · q1·k_j): the one distinct row of map 1 for head h.
   @inline(__always)
   static func mapOneRow(_ p: MutableFloats, query1: Floats, key: Floats, sizes: AttentionSizes) {
@@ -127,8 +118,8 @@ enum RelationAttention {
            b: key + column, ldb: d, c: map2)
       gemm(.noTranspose, .transpose, m: k, n: k, k: dh, alpha: c, a: query3 + column, lda: d,
            b: key + column, ldb: d, c: map3)
-      exponentiate(map2, count: k * k, shift: logSumExp2[h])
-      exponentiate(map3, count: k * k, shift: logSumExp3[h])
+      expShifted(out: map2, x: map2, count: k * k, shift: logSumExp2[h])
+      expShifted(out: map3, x: map3, count: k * k, shift: logSumExp3[h])
       mix(mixed, map2: map2, scale2: 1, map3: map3, scale3: 1, p: p, classes: k)
       // dValue_h (K, Dh) = mixᵀ (K, K) · dAttended_h (K, Dh)
       gemm(.transpose, .noTranspose, m: k, n: dh, k: k, a: mixed, b: dAttended + column, ldb: d,

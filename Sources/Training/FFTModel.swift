@@ -107,8 +107,7 @@ public final class FFTModel: StepModel {
     parameters.pointer.update(from: clip.parameters.readOnly, count: clip.parameters.count)
     if let head { (parameters.pointer + headOffset).update(from: head.parameters.readOnly, count: head.parameters.count) }
     logitScaleOffset = clip.logitScaleIndex
-    visionLayerOffsets = (0..<config.vision.layers).map { combined["visual.transformer.resblocks.\($0).ln_1.weight"]!.offset }
-    textLayerOffsets = (0..<config.text.layers).map { combined["transformer.resblocks.\($0).ln_1.weight"]!.offset }
+    (visionLayerOffsets, textLayerOffsets) = CLIPModel.blockStartOffsets(config, in: combined)
 
     // Arenas, sized once.
     let n = microBatch, bigN = n * world.size, e = dim

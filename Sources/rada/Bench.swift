@@ -106,18 +106,14 @@ final class BenchRunner {
     var times: [Double] = []
     for _ in 0..<options.repeats {
       try world.barrier()
-      let start = DispatchTime.now().uptimeNanoseconds
-      try step(state)
-      times.append(Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
+      times.append(try elapsedSeconds { try step(state) })
     }
     if world.size > 1 { try world.allReduceMax(&times) }
     var peak = [PeakMemory.peakMB()]
     if world.size > 1 { try world.allReduceMax(&peak) }
     let extraValues = try extra?(state)
     withExtendedLifetime(state) {}
-    let sorted = times.sorted()
-    let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2]
-      : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+    let sorted = times.sorted(), median = benchMedian(times)
     let gflops = flops.map { $0 / median / 1e9 }
     let result = BenchResult(workload: workload, config: config, threads: threads ?? self.threads, ranks: world.size,
                              repeats: times.count, medianS: median, minS: sorted.first!, maxS: sorted.last!,
@@ -139,6 +135,19 @@ final class BenchRunner {
     }
     fflush(stdout)
   }
+}
+
+/// Wall-clock seconds of `body`.
+func elapsedSeconds(_ body: () throws -> Void) rethrows -> Double {
+  let start = DispatchTime.now().uptimeNanoseconds
+  try body()
+  return Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+}
+
+/// Median of a non-empty list (the mean of the middle two for an even count).
+func benchMedian(_ values: [Double]) -> Double {
+  let sorted = values.sorted()
+  return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
 }
 
 /// Peak resident memory of this process since the last `reset` (Linux VmHWM; reset via clear_refs 5).

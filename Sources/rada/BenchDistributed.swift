@@ -63,14 +63,14 @@ struct BenchScaling: ParsableCommand {
                          var alone: [Double] = []
                          for _ in 0..<5 {
                            try world.barrier()
-                           let start = DispatchTime.now().uptimeNanoseconds
-                           try world.allReduceSum(step.gradients.pointer, count: step.gradients.count)
-                           alone.append(Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
+                           alone.append(try elapsedSeconds {
+                             try world.allReduceSum(step.gradients.pointer, count: step.gradients.count)
+                           })
                          }
                          try world.allReduceMax(&alone)
                          var waits = Array(step.exposedWaits.suffix(self.options.repeats))
                          try world.allReduceMax(&waits)
-                         let allreduce = alone.sorted()[alone.count / 2], exposed = waits.sorted()[waits.count / 2]
+                         let allreduce = benchMedian(alone), exposed = benchMedian(waits)
                          return ["allreduce_s": allreduce, "exposed_wait_s": exposed,
                                  "hidden_fraction": max(0, 1 - exposed / allreduce)]
                        })

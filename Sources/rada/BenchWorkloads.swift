@@ -106,8 +106,7 @@ final class FineTuneStep {
     ids = randomTokenRows(config, batch: batch, seed: seed + UInt64(world.rank) + 3)
     dImage = FloatBuffer(count: batch * config.embedDim); dText = FloatBuffer(count: batch * config.embedDim)
     let table = model.table
-    visionLayerOffsets = (0..<config.vision.layers).map { table["visual.transformer.resblocks.\($0).ln_1.weight"]!.offset }
-    textLayerOffsets = (0..<config.text.layers).map { table["transformer.resblocks.\($0).ln_1.weight"]!.offset }
+    (visionLayerOffsets, textLayerOffsets) = CLIPModel.blockStartOffsets(config, in: table)
     let gradients = self.gradients
     reducer = overlapBucketMB.map { megabytes in
       GradientReducer(gradients: gradients.pointer,
