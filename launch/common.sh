@@ -14,3 +14,14 @@ rada_build() {  # rada_build debug|release  -> prints the binary path
   (cd "$RADA_ROOT" && swift build -c "$config" --product rada >&2) || return 1
   echo "$RADA_ROOT/.build/$config/rada"
 }
+
+# For the multi-rank tests: compare the per-step losses of two runs.
+# losses FILE: the train/loss of every step line of a metrics.jsonl, one per line
+losses() { grep '"train/loss"' "$1" | sed 's/.*"train\/loss":\([^,}]*\).*/\1/'; }
+# same_losses A B: equal count and |a - b| <= 1e-5 · max(|a|, 1e-3) per step
+same_losses() {
+  paste <(losses "$1") <(losses "$2") | awk -v a="$1" -v b="$2" '
+    { n++; d = $1 - $2; if (d < 0) d = -d; m = ($1 < 0 ? -$1 : $1); if (m < 1e-3) m = 1e-3
+      if ($2 == "" || d > 1e-5 * m) { printf "step %d: loss %s (%s) vs %s (%s)\n", n, $1, a, $2, b; bad = 1 } }
+    END { if (n == 0) { print "no losses in " a; bad = 1 }; exit bad }'
+}

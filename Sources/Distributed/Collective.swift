@@ -52,6 +52,9 @@ public protocol Collective: AnyObject {
   var hostName: String { get }
   /// MPI library version string ("single process" for LocalCollective).
   var libraryVersion: String { get }
+  /// True when a second thread may make MPI calls while the main thread makes none (MPI_THREAD_SERIALIZED):
+  /// GradientReducer then drives its reductions from a progress thread.
+  var allowsCallsFromSecondThread: Bool { get }
 
   func barrier() throws
   /// In place: every rank ends with the element-wise sum over ranks.

@@ -11,6 +11,7 @@ public final class LocalCollective: Collective {
   public var localSize: Int { 1 }
   public var hostName: String { ProcessInfo.processInfo.hostName }
   public var libraryVersion: String { "single process (no MPI)" }
+  public var allowsCallsFromSecondThread: Bool { false }
 
   public func barrier() throws {}
   public func allReduceSum(_ buffer: MutableFloats, count: Int) throws {}

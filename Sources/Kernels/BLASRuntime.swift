@@ -15,6 +15,10 @@ public struct BLASStatus: Codable, Equatable {
   public var forcedCoreType: String
   public var userSetCoreType: Bool
   public var threads: Int
+  /// Idle OpenBLAS workers spin 2^idleSpinExponent cycles before sleeping (OPENBLAS_THREAD_TIMEOUT; 0: library
+  /// default, 2^28). rada sets 12 at start unless the user set it (blas_fix.c).
+  public var idleSpinExponent: Int
+  public var userSetIdleSpin: Bool
   /// True when the core is a generic fallback although the CPU supports AVX2/AVX-512 (a 2-5x slowdown).
   public var isGenericFallback: Bool
 }
@@ -34,6 +38,7 @@ public enum BLASRuntime {
       forcedCoreType: withUnsafeBytes(of: report.forced) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) },
       userSetCoreType: report.userSet != 0,
       threads: Int(openblas_get_num_threads()),
+      idleSpinExponent: Int(report.threadTimeout), userSetIdleSpin: report.threadTimeoutUserSet != 0,
       isGenericFallback: capable && genericCores.contains(core.lowercased()))
   }
 

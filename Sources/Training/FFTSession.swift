@@ -124,6 +124,15 @@ enum TowerSession {
       learningRate: { schedule.lr(step: $0) }, runDirectory: runDirectory, keepCheckpoints: config.run.keepCheckpoints,
       bucketFloats: bucketFloats)
     loop.log = options.log
+    if world.size > 1 {
+      let reduction = loop.gradientReduction
+      let how = !fftOptions.overlapCommunication
+        ? (config.run.accumulation > 1 ? "after backward (gradient accumulation)"
+           : config.fft.overlap == "never" ? "after backward (fft.overlap: never)"
+           : "after backward (fft.overlap: auto, all ranks on one node)")
+        : (reduction.progressThread ? "during backward on a progress thread" : "during backward, polled between layers")
+      log("gradient allreduce: \(reduction.buckets) bucket(s) of up to \(config.fft.bucketMB) MB, \(how)")
+    }
     try loop.broadcastState()
     if options.resume, try SessionParts.resumeIsComplete(loop, totalSteps: totalSteps, runDirectory: runDirectory, log: log) {
       return TrainSummary(steps: loop.step, finalMetrics: [:], lossHistory: [])

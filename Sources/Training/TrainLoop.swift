@@ -107,6 +107,8 @@ public final class TrainLoop {
   public let checkpointer: Checkpointer?
   private let metrics: MetricsLog?
   private let reducer: GradientReducer
+  /// How gradients are averaged across ranks: bucket count and whether a progress thread drives the reductions.
+  public var gradientReduction: (buckets: Int, progressThread: Bool) { (reducer.buckets.count, reducer.usesProgressThread) }
   /// Called on every rank at evaluation points; returns metrics (the coordinator logs them).
   public var evaluate: ((Int) throws -> [String: Double])?
   /// Console output (coordinator only); tests capture it.

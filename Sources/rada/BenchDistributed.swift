@@ -5,7 +5,7 @@
 //              compare runs 1 rank x 1 thread B 16, 2 ranks x 1 thread B 16 each, 1 rank x 2 threads B 32.
 //              Items are images of the global batch (B x ranks).
 //              With several ranks also finetune_step_overlap: the same step with FFT's bucketed allreduces started
-//              during backward (--bucket-mb, fft.bucketMB's default 25), reporting in `extra` the allreduce time
+//              during backward (--bucket-mb, fft.bucketMB's default 2), reporting in `extra` the allreduce time
 //              of the whole gradient alone (allreduce_s), the wait left after backward (exposed_wait_s, median over
 //              steps, slowest rank) and hidden_fraction = 1 - exposed_wait_s / allreduce_s.
 import ArgumentParser
@@ -42,7 +42,7 @@ struct BenchScaling: ParsableCommand {
   @OptionGroup var options: BenchOptions
   @Option(help: "Images per rank.") var batch = 16
   @Option(help: "Model.") var model = "small"
-  @Option(help: "Bucket size in MB of the overlapped variant (several ranks only).") var bucketMb = 25
+  @Option(help: "Bucket size in MB of the overlapped variant (several ranks only).") var bucketMb = 2  // fft.bucketMB's default
 
   func run() throws {
     let runner = try BenchRunner(options: options)

@@ -16,7 +16,7 @@ struct Info: ParsableCommand {
 
   struct Row: Codable {
     var host: String, rank: Int, size: Int, localRank: Int, localSize: Int, mpi: String
-    var blasCore: String, blasOriginalCore: String, blasForced: String, blasThreads: Int
+    var blasCore: String, blasOriginalCore: String, blasForced: String, blasThreads: Int, blasIdleSpin: String
     var cpu: String, cpuFlags: [String], gflops: Double, selfCheckError: Float, selfCheckPassed: Bool
   }
 
@@ -27,7 +27,7 @@ struct Info: ParsableCommand {
     let row = Row(host: world.hostName, rank: world.rank, size: world.size, localRank: world.localRank,
                   localSize: world.localSize, mpi: world.libraryVersion, blasCore: report.blas.coreName,
                   blasOriginalCore: report.blas.originalCoreName, blasForced: report.blas.forcedCoreType,
-                  blasThreads: BLASRuntime.threads, cpu: CPUInfo.model(), cpuFlags: CPUInfo.features(),
+                  blasThreads: BLASRuntime.threads, blasIdleSpin: idleSpin(report.blas), cpu: CPUInfo.model(), cpuFlags: CPUInfo.features(),
                   gflops: gflops, selfCheckError: report.selfCheckError, selfCheckPassed: report.selfCheckError < 1e-4)
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys]
@@ -44,10 +44,18 @@ struct Info: ParsableCommand {
             + pad("\(r.blasThreads)", 4) + pad(String(format: "%.1f", r.gflops), 15)
             + (r.selfCheckPassed ? "ok" : "FAILED") + String(format: " (max rel err %.1e)", r.selfCheckError))
     }
+    print("OpenBLAS idle workers: \(decoded[0].blasIdleSpin)")
     print("cpu: \(decoded[0].cpu), flags: \(decoded[0].cpuFlags.joined(separator: " "))")
     let total = decoded.reduce(0) { $0 + $1.gflops }
     print(String(format: "total sgemm: %.1f GFLOP/s over %d rank(s)", total, decoded.count))
   }
+}
+
+/// How long idle OpenBLAS workers spin before sleeping, and who chose it.
+func idleSpin(_ status: BLASStatus) -> String {
+  let exponent = status.idleSpinExponent == 0 ? 28 : status.idleSpinExponent
+  let who = status.userSetIdleSpin ? "OPENBLAS_THREAD_TIMEOUT" : (status.idleSpinExponent == 0 ? "OpenBLAS default" : "rada")
+  return "spin 2^\(exponent) cycles, then sleep (\(who))"
 }
 
 func pad(_ s: String, _ width: Int) -> String {

@@ -17,16 +17,6 @@ mpi=(mpirun --mca mpi_yield_when_idle 1 --oversubscribe)
 "$rada" synth --out "$tmp/synth" --pretrain-per-class 2 --train-per-class 2 --test-per-class 1 >/dev/null || fail "rada synth"
 "$rada" create-model --preset tiny --out "$tmp/tiny.safetensors" >/dev/null || fail "rada create-model"
 
-# losses FILE: the train/loss of every step line of a metrics.jsonl, one per line
-losses() { grep '"train/loss"' "$1" | sed 's/.*"train\/loss":\([^,}]*\).*/\1/'; }
-# same_losses A B: equal count and |a - b| <= 1e-5 · max(|a|, 1e-3) per step
-same_losses() {
-  paste <(losses "$1") <(losses "$2") | awk -v a="$1" -v b="$2" '
-    { n++; d = $1 - $2; if (d < 0) d = -d; m = ($1 < 0 ? -$1 : $1); if (m < 1e-3) m = 1e-3
-      if ($2 == "" || d > 1e-5 * m) { printf "step %d: loss %s (%s) vs %s (%s)\n", n, $1, a, $2, b; bad = 1 } }
-    END { if (n == 0) { print "no losses in " a; bad = 1 }; exit bad }'
-}
-
 # (1) the contrastive gather: 2 ranks x 8 vs 1 rank x 16, one step, averaged gradients dumped by the coordinator
 pre=(pretrain --model "$tmp/tiny.safetensors" --data "manifest:$tmp/synth/pretrain/captions.csv" --steps 1
      --batch-size 16 --no-shuffle --threads 1 --log-every 1)

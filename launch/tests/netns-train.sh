@@ -2,13 +2,16 @@
 # What: EFT training across 3 "nodes" of the network-namespace cluster (cluster/netns, TCP between namespaces,
 #       started with launch/train-hosts): the head matches a single-rank run on the same global batch; then a rank
 #       killed mid-training (RADA_FAULT=kill on rank 1, forwarded with mpirun -x) ends the job within 30 s with a
-#       message, and `--resume auto` finishes with the same final head as an uninterrupted 3-node run.
+#       message, and `--resume auto` finishes with the same final head as an uninterrupted 3-node run. Then FFT
+#       across 2 nodes with the default fft.overlap (auto: on across nodes), whose gradient buckets are reduced
+#       over TCP by the progress thread during backward: losses and parameters match one rank.
 #       Exits 77 (skipped) where namespaces cannot be created (no root/capabilities).
 # Example: bash launch/tests/netns-train.sh .build/debug/rada
 # Expected: exit 0.
 set -uo pipefail
 rada="$(cd "$(dirname "${1:?usage: netns-train.sh RADA_BINARY}")" && pwd)/$(basename "$1")"
 root="$(cd "$(dirname "$0")/../.." && pwd)"
+source "$root/launch/common.sh"
 net="$root/cluster/netns"
 work="$(mktemp -d /tmp/rada-netns-train.XXXXXX)"
 if ! "$net/up" 3 >/dev/null 2>&1; then
@@ -57,4 +60,22 @@ grep -Eq "rank 1 .*exited on signal 9|signal 9 \(Killed\)" "$work/faulted.log" |
 grep -q "resumed from" "$work/resumed.log" || fail "the rerun did not resume from a checkpoint: $(tail -20 "$work/resumed.log")"
 cmp="$("$rada" selftest compare "$work/three/head.safetensors" "$work/faulted/head.safetensors" --tolerance 1e-6)" \
   || fail "resumed vs uninterrupted: $cmp"
-echo "netns train: 3 nodes match 1 rank; killed rank ended the job in ${took}s (exit $rc); resumed head matches ($cmp)"
+resumed="$cmp"
+
+# FFT on 2 nodes, default fft.overlap, 10 KB buckets (many reductions in flight over TCP) vs 1 rank; SGD so that
+# parameter differences stay lr x gradient differences (see fft-distributed.sh).
+printf '10.77.0.1 slots=1\n10.77.0.2 slots=1\n' > "$work/hostfile2"
+fft=(--setting fft --model "$work/tiny.safetensors" --train "imagefolder:$work/data/train" --steps 3 --batch-size 8
+     --no-shuffle --no-augment --optim sgd --lr 0.05 --alpha 0.1 --threads 1 --log-every 1 --set fft.bucketMB=0.01)
+"$rada" train "${fft[@]}" --run-dir "$work/fft1" > "$work/fft1.log" 2>&1 || fail "fft on 1 rank: $(tail -5 "$work/fft1.log")"
+"$root/launch/train-hosts" "$work/hostfile2" --iface 10.77.0.0/24 --agent "$net/agent" --yield --rada "$rada" \
+  -- "${fft[@]}" --run-dir "$work/fft2" > "$work/fft2.log" 2>&1 || fail "fft on 2 nodes: $(tail -20 "$work/fft2.log")"
+grep -q "during backward on a progress thread" "$work/fft2.log" \
+  || fail "the 2-node FFT run did not reduce during backward on the progress thread: $(grep -i allreduce "$work/fft2.log")"
+same_losses "$work/fft1/metrics.jsonl" "$work/fft2/metrics.jsonl" || fail "fft losses, 2 nodes vs 1 rank"
+for f in model head; do
+  out="$("$rada" selftest compare "$work/fft1/$f.safetensors" "$work/fft2/$f.safetensors" --tolerance 1e-5)" \
+    || fail "fft $f.safetensors, 2 nodes vs 1 rank: $out"
+done
+echo "netns train: 3 nodes match 1 rank; killed rank ended the job in ${took}s (exit $rc); resumed head matches" \
+  "($resumed); FFT on 2 nodes with the allreduce during backward matches 1 rank"

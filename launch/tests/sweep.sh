@@ -72,7 +72,7 @@ done_count=$(ls "$work"/s2/runs/*/COMPLETE 2>/dev/null | wc -l)
 [ "$done_count" -ge 1 ] && [ "$done_count" -lt 4 ] || fail "kill came at the wrong time ($done_count runs complete): $(cat "$work/s2.log")"
 stat -c '%n %Y %i' "$work"/s2/runs/*/COMPLETE > "$work/complete-before"
 status="$("$rada" sweep status "$work/long.yaml" --out "$work/s2")"
-echo "$status" | grep -q "interrupted" || fail "after the kill no run shows as interrupted: $status"
+grep -q "interrupted" <<< "$status" || fail "after the kill no run shows as interrupted: $status"
 
 # The cron line from cluster/schedule, with this test's values.
 cron="$root/cluster/schedule/rada-sweep.cron"

@@ -31,6 +31,8 @@ typedef struct {
   char forced[32];
   int userSet;   // 1 when OPENBLAS_CORETYPE was already in the environment (respected, never changed)
   int disabled;  // 1 when RADA_BLAS_FIX=0 turned the fix-up off
+  int threadTimeout;         // OpenBLAS idle-spin exponent in effect (2^n cycles before a worker sleeps); 0: default
+  int threadTimeoutUserSet;  // 1 when OPENBLAS_THREAD_TIMEOUT was already in the environment (respected)
 } rada_blas_fix_report;
 const rada_blas_fix_report *rada_blas_fix_result(void);
 /// Runs the fix-up now (idempotent; also runs automatically as a constructor).
