@@ -287,11 +287,9 @@ public final class FFTModel: StepModel {
     }
 
     // 6. backward through the towers, text then vision (back to front in the layout); buckets start as layers finish
-    var reduceError: Error?
-    func ready(_ offset: Int) {
-      guard options.overlapCommunication, reduceError == nil else { return }
-      do { try reducer.gradientsReady(from: offset) } catch { reduceError = error }
-    }
+    // (an MPI error there surfaces in the loop's reducer.finish)
+    let overlap = options.overlapCommunication
+    let ready: (Int) -> Void = { offset in if overlap { reducer.layerFinished(from: offset) } }
     ready(logitScaleOffset)
     if !options.lockTextTower {
       let afterLayer: (Int) -> Void = { [textLayerOffsets] l in ready(textLayerOffsets[l]) }
@@ -307,7 +305,6 @@ public final class FFTModel: StepModel {
       clip.vision.backward(dEmbeds: dImageLocal.readOnly, batch: n, parameters: p, gradients: g,
                            activations: visionActivations, afterLayer: { [visionLayerOffsets] l in ready(visionLayerOffsets[l]) })
     }
-    if let reduceError { throw reduceError }
     return losses
   }
 

@@ -21,6 +21,8 @@ public final class GradientReducer {
   private var pending: [PendingReduction?]
   private var launched = 0
   private let progress: ProgressThread?
+  /// The first error of `layerFinished`, rethrown by `finish`.
+  private var deferredError: Error?
   /// Seconds spent blocked in `finish` during the last step (what was not hidden behind backward).
   public private(set) var lastWaitSeconds = 0.0
   /// True when a progress thread drives the reductions (see the file comment).
@@ -70,6 +72,13 @@ public final class GradientReducer {
     try poll()
   }
 
+  /// For backward's per-layer callbacks, which cannot throw: `gradientsReady`, keeping the first error (later calls
+  /// do nothing) for `finish` to rethrow.
+  public func layerFinished(from offset: Int) {
+    guard deferredError == nil else { return }
+    do { try gradientsReady(from: offset) } catch { deferredError = error }
+  }
+
   /// Drives progress of the reductions in flight (the progress thread does this by itself).
   private func poll() throws {
     guard progress == nil else { return }
@@ -82,7 +91,9 @@ public final class GradientReducer {
     defer {
       pending = Array(repeating: nil, count: buckets.count)
       launched = 0
+      deferredError = nil
     }
+    if let deferredError { throw deferredError }
     if world.size > 1 {
       if let progress, launched > 0 {
         try gradientsReady(from: 0)

@@ -128,11 +128,7 @@ final class FineTuneStep {
     gradients[model.logitScaleIndex] += result.dLogitScale
     if let reducer {
       // back to front in the layout (text after vision), starting each bucket's allreduce as it completes
-      var reduceError: Error?
-      func ready(_ offset: Int) {
-        guard reduceError == nil else { return }
-        do { try reducer.gradientsReady(from: offset) } catch { reduceError = error }
-      }
+      let ready: (Int) -> Void = { reducer.layerFinished(from: $0) }
       ready(model.logitScaleIndex)
       ids.withUnsafeBufferPointer {
         model.text.backward(dEmbeds: dText.readOnly, ids: $0.baseAddress!, batch: batch, parameters: p,
@@ -141,7 +137,6 @@ final class FineTuneStep {
       }
       model.vision.backward(dEmbeds: dImage.readOnly, batch: batch, parameters: p, gradients: gradients.pointer,
                             activations: vision, afterLayer: { [visionLayerOffsets] l in ready(visionLayerOffsets[l]) })
-      if let reduceError { throw reduceError }
       try reducer.finish()
       exposedWaits.append(reducer.lastWaitSeconds)
     } else {

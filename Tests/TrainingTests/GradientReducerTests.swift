@@ -162,6 +162,21 @@ final class GradientReducerTests: XCTestCase {
     XCTAssertEqual(world.startedOffsets, [30, 15, 5])
   }
 
+  func testLayerFinishedKeepsTheFirstErrorForFinish() throws {
+    let world = TwinRanks(secondThread: false)
+    world.failOnStart = 1
+    let gradients = FloatBuffer(count: 34)
+    world.setBase(gradients.pointer)
+    let reducer = GradientReducer(gradients: gradients.pointer, ranges: ranges, bucketFloats: 10, world: world)
+    for range in ranges.reversed() { reducer.layerFinished(from: range.offset) }  // backward's callbacks: no throw
+    XCTAssertEqual(world.startedOffsets, [30, 15], "nothing starts after the failed start")
+    XCTAssertThrowsError(try reducer.finish()) { XCTAssertTrue("\($0)".contains("peer lost"), "\($0)") }
+    // The next step starts clean.
+    for range in ranges.reversed() { reducer.layerFinished(from: range.offset) }
+    XCTAssertNoThrow(try reducer.finish())
+    XCTAssertEqual(world.startedOffsets, [30, 15, 30, 15, 5, 0])
+  }
+
   func testProgressThreadCanBeTurnedOff() throws {
     let world = TwinRanks(secondThread: true)
     let (reducer, result) = try step(world, progressThread: false)
