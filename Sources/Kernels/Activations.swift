@@ -18,14 +18,20 @@ public enum GELU {
   /// Adds into dX (writes it with `overwrite`). d/dx [x·Φ(x)] = Φ(x) + x·φ(x), φ(x) = exp(−x²/2) / √(2π).
   public static func backward(dX: MutableFloats, dOut: Floats, x: Floats, count: Int, overwrite: Bool = false) {
     Parallel.forChunks(count) { start, end in
-      for i in start..<end {
-        let v = x[i]
-        let cdf = 0.5 * fastOnePlusErf(v * 0.707_106_781_186_547_5)
-        let pdf = 0.398_942_280_401_432_7 * fastExp(-0.5 * v * v)
-        let d = dOut[i] * (cdf + v * pdf)
-        dX[i] = overwrite ? d : dX[i] + d
+      // Two loops rather than a select per element: without AVX2 blends the select kept the loop scalar.
+      if overwrite {
+        for i in start..<end { dX[i] = dOut[i] * derivative(x[i]) }
+      } else {
+        for i in start..<end { dX[i] += dOut[i] * derivative(x[i]) }
       }
     }
+  }
+
+  @inline(__always)
+  static func derivative(_ v: Float) -> Float {
+    let cdf = 0.5 * fastOnePlusErf(v * 0.707_106_781_186_547_5)
+    let pdf = 0.398_942_280_401_432_7 * fastExp(-0.5 * v * v)
+    return cdf + v * pdf
   }
 }
 
@@ -43,12 +49,18 @@ public enum QuickGELU {
   /// Adds into dX (writes it with `overwrite`). With s = σ(1.702x): d/dx [x·s] = s + 1.702 · x · s · (1 − s).
   public static func backward(dX: MutableFloats, dOut: Floats, x: Floats, count: Int, overwrite: Bool = false) {
     Parallel.forChunks(count) { start, end in
-      for i in start..<end {
-        let v = x[i]
-        let s = fastSigmoid(1.702 * v)
-        let d = dOut[i] * (s + 1.702 * v * s * (1 - s))
-        dX[i] = overwrite ? d : dX[i] + d
+      // Two loops rather than a select per element: without AVX2 blends the select kept the loop scalar.
+      if overwrite {
+        for i in start..<end { dX[i] = dOut[i] * derivative(x[i]) }
+      } else {
+        for i in start..<end { dX[i] += dOut[i] * derivative(x[i]) }
       }
     }
+  }
+
+  @inline(__always)
+  static func derivative(_ v: Float) -> Float {
+    let s = fastSigmoid(1.702 * v)
+    return s + 1.702 * v * s * (1 - s)
   }
 }
