@@ -54,7 +54,7 @@ public enum SessionParts {
       let sample = dataset.samples[position]
       let image = try ImageDecoder.decode(path: sample.path)
       var pixels = [Float](repeating: 0, count: 3 * imageSize * imageSize)
-      try pixels.withUnsafeMutableBufferPointer { out in
+      pixels.withUnsafeMutableBufferPointer { out in
         if augment {
           augmentation(image, seed: UInt64(seed), epoch: epoch, sampleIndex: position, into: out.baseAddress!)
         } else {
