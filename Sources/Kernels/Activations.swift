@@ -17,14 +17,7 @@ public enum GELU {
 
   /// Adds into dX (writes it with `overwrite`). d/dx [x·Φ(x)] = Φ(x) + x·φ(x), φ(x) = exp(−x²/2) / √(2π).
   public static func backward(dX: MutableFloats, dOut: Floats, x: Floats, count: Int, overwrite: Bool = false) {
-    Parallel.forChunks(count) { start, end in
-      // Two loops rather than a select per element: without AVX2 blends the select kept the loop scalar.
-      if overwrite {
-        for i in start..<end { dX[i] = dOut[i] * derivative(x[i]) }
-      } else {
-        for i in start..<end { dX[i] += dOut[i] * derivative(x[i]) }
-      }
-    }
+    applyDerivative(dX: dX, dOut: dOut, x: x, count: count, overwrite: overwrite, derivative)
   }
 
   @inline(__always)
@@ -48,19 +41,26 @@ public enum QuickGELU {
 
   /// Adds into dX (writes it with `overwrite`). With s = σ(1.702x): d/dx [x·s] = s + 1.702 · x · s · (1 − s).
   public static func backward(dX: MutableFloats, dOut: Floats, x: Floats, count: Int, overwrite: Bool = false) {
-    Parallel.forChunks(count) { start, end in
-      // Two loops rather than a select per element: without AVX2 blends the select kept the loop scalar.
-      if overwrite {
-        for i in start..<end { dX[i] = dOut[i] * derivative(x[i]) }
-      } else {
-        for i in start..<end { dX[i] += dOut[i] * derivative(x[i]) }
-      }
-    }
+    applyDerivative(dX: dX, dOut: dOut, x: x, count: count, overwrite: overwrite, derivative)
   }
 
   @inline(__always)
   static func derivative(_ v: Float) -> Float {
     let s = fastSigmoid(1.702 * v)
     return s + 1.702 * v * s * (1 - s)
+  }
+}
+
+/// dX = dOut ⊙ f'(x) with `overwrite`, else dX += dOut ⊙ f'(x), split over Parallel.threads. Two loops rather than
+/// a select per element: without AVX2 blends the select kept the loop scalar in the x86-64 build.
+@inline(__always)
+private func applyDerivative(dX: MutableFloats, dOut: Floats, x: Floats, count: Int, overwrite: Bool,
+                     _ derivative: (Float) -> Float) {
+  Parallel.forChunks(count) { start, end in
+    if overwrite {
+      for i in start..<end { dX[i] = dOut[i] * derivative(x[i]) }
+    } else {
+      for i in start..<end { dX[i] += dOut[i] * derivative(x[i]) }
+    }
   }
 }

@@ -6,7 +6,7 @@
 // OpenMPI advances a non-blocking reduction only inside MPI calls. When the collective allows MPI calls from
 // a second thread (MPI_THREAD_SERIALIZED), a progress thread owns every MPI call of the buckets: it starts them
 // and tests them every 100 us while backward computes, so data keeps moving between layers, and it sleeps when
-// nothing is in flight. Otherwise `gradientsReady` polls once per call (between layers).
+// nothing is in flight. Otherwise `gradientsReady` tests the reductions in flight once per call (between layers).
 import Dispatch
 import Distributed
 import Foundation
@@ -59,17 +59,22 @@ public final class GradientReducer {
   /// Starts the allreduce of each bucket that is now complete.
   public func gradientsReady(from offset: Int) throws {
     guard world.size > 1 else { return }
-    var first = launched
+    let first = launched
     while launched < buckets.count, buckets[launched].start >= offset { launched += 1 }
     if let progress {
       if launched > first { progress.start(first..<launched) }
       return
     }
-    while first < launched {
-      pending[first] = try world.startAllReduceSum(gradients + buckets[first].start, count: buckets[first].count)
-      first += 1
+    try startHere(first..<launched)
+    // drive progress of the reductions in flight (the progress thread does this by itself)
+    for case let p? in pending where !p.isComplete { _ = try world.test(p) }
+  }
+
+  /// Starts these buckets' reductions on the calling thread (no progress thread, or none needed).
+  private func startHere(_ indices: Range<Int>) throws {
+    for index in indices {
+      pending[index] = try world.startAllReduceSum(gradients + buckets[index].start, count: buckets[index].count)
     }
-    try poll()
   }
 
   /// For backward's per-layer callbacks, which cannot throw: `gradientsReady`, keeping the first error (later calls
@@ -77,12 +82,6 @@ public final class GradientReducer {
   public func layerFinished(from offset: Int) {
     guard deferredError == nil else { return }
     do { try gradientsReady(from: offset) } catch { deferredError = error }
-  }
-
-  /// Drives progress of the reductions in flight (the progress thread does this by itself).
-  private func poll() throws {
-    guard progress == nil else { return }
-    for case let p? in pending where !p.isComplete { _ = try world.test(p) }
   }
 
   /// Starts what has not started, waits for everything, and turns sums into means.
@@ -100,9 +99,7 @@ public final class GradientReducer {
         try progress.waitAll()
       } else {
         // Polled, or nothing started during backward (EFT reduces once, after it): reduce on this thread.
-        for index in launched..<buckets.count {
-          pending[index] = try world.startAllReduceSum(gradients + buckets[index].start, count: buckets[index].count)
-        }
+        try startHere(launched..<buckets.count)
         launched = buckets.count
         for case let p? in pending { try world.wait(p) }
       }
