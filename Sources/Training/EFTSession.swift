@@ -101,7 +101,8 @@ public enum SessionParts {
                 logEvery: config.run.logEvery, evalEvery: config.run.evalEvery, checkpointEvery: config.run.checkpointEvery,
                 skipNonFinite: config.run.nonFinite == "skip", checksumEvery: config.run.checksumEvery,
                 bestMetric: config.run.bestMetric, bestIsMax: config.run.bestMode == "max", seed: config.run.seed,
-                configYAML: (try? config.yaml()) ?? "", label: label, watchdogSeconds: config.run.collectiveTimeout)
+                configYAML: (try? config.yaml()) ?? "", progress: config.run.progress.resolved(), label: label,
+                watchdogSeconds: config.run.collectiveTimeout)
   }
 
   /// After `loop.resume()`: true (and says so) when the run is already complete at the requested length, so

@@ -1,8 +1,9 @@
-// Sharded evaluation: each rank scores its contiguous slice of the evaluation set, counts are summed with one
-// allreduce, the coordinator logs. Scores are the RAda head's logits, or zero-shot CLIP's s·f·tᵀ when no head
+// Sharded evaluation: each rank scores its whole blocks of the evaluation set (BlockShard, so the logits are
+// the same on any number of ranks), counts are summed with one allreduce, the coordinator logs. Scores are the RAda head's logits, or zero-shot CLIP's s·f·tᵀ when no head
 // is given (the baseline with the same prompts). Reports top-1/top-5, per-class accuracy and, for up to
 // `confusionLimit` classes, the confusion counts; logits can be gathered in dataset order for `rada eval`.
 import Data
+import Foundation
 import Distributed
 import Kernels
 import RAda
@@ -39,16 +40,15 @@ public struct Evaluator {
                   head: RAdaHead?, logitScale: Float, world: Collective,
                   gatherLogits: Bool = false) throws -> (result: EvalResult, logits: FloatBuffer?) {
     let dim = source.dim, total = labels.count
-    let mine = GlobalBatchSampler.shardRange(count: total, rank: world.rank, size: world.size)
+    // Fixed global blocks of `chunk` samples (BlockShard): the logits do not depend on the number of ranks.
+    let shard = BlockShard(count: total, blockSize: chunk, world: world)
+    let mine = shard.positions(rank: world.rank)
     let features = FloatBuffer(count: chunk * dim)
-    let localLogits = FloatBuffer(count: max(1, mine.count) * classes)
     let workspace = try head.map { try RAdaWorkspace(config: $0.config, maxBatch: chunk, classes: classes, training: false) }
     let scale = Float(exp(Double(logitScale)))
-    var start = mine.lowerBound
-    while start < mine.upperBound {
-      let n = min(chunk, mine.upperBound - start)
-      try source.features(positions: Array(start..<start + n), epoch: 0, into: features.pointer)
-      let out = localLogits.pointer + (start - mine.lowerBound) * classes
+    let localLogits = try shard.computeLocal(rank: world.rank, width: classes) { block, out in
+      let n = block.count
+      try source.features(positions: Array(block), epoch: 0, into: features.pointer)
       if let head, let workspace {
         let logits = try head.forward(imageFeatures: features.readOnly, textFeatures: classFeatures.readOnly,
                                       batch: n, classes: classes, logitScale: logitScale, workspace: workspace)
@@ -58,7 +58,6 @@ public struct Evaluator {
         gemm(.noTranspose, .transpose, m: n, n: classes, k: dim, alpha: scale, a: features.readOnly,
              b: classFeatures.readOnly, c: out)
       }
-      start += n
     }
 
     // counts: [top1, top5, per-class correct (K), per-class total (K), confusion (K·K if small)]
@@ -89,11 +88,6 @@ public struct Evaluator {
       confusion: withConfusion ? (0..<classes).map { t in (0..<classes).map { p in Int(counts[2 + 2 * classes + t * classes + p]) } } : nil)
 
     guard gatherLogits else { return (result, nil) }
-    let all = FloatBuffer(count: max(1, total * classes))
-    let sizes = (0..<world.size).map { GlobalBatchSampler.shardRange(count: total, rank: $0, size: world.size).count * classes }
-    try world.allGatherV(localLogits.readOnly, counts: sizes, into: all.pointer)
-    return (result, all)
+    return (result, try shard.gather(localLogits, width: classes, world: world))
   }
 }
-
-import Foundation

@@ -338,30 +338,30 @@ public enum TTTSession {
                                       logitScale: SessionParts.logitScale(model: model, config: config), options: options)
     let encoder = TTTViewEncoder(model: model, views: options.views)
 
-    let mine = GlobalBatchSampler.shardRange(count: dataset.count, rank: world.rank, size: world.size)
     say("rada ttt: \(dataset.count) images, \(k) classes, \(world.size) rank(s); \(options.views) views, keep "
         + "\(options.keptViews), \(options.steps) step(s) of AdamW lr \(options.lr)"
         + (config.rada.headInit.map { ", head \($0)" } ?? ", zero-initialised head (step 0 = zero-shot CLIP)"))
     let started = Date()
-    var local = [Float](repeating: 0, count: Swift.max(1, 2 * mine.count))  // (before, after) per image
-    var lastReport = Date()
-    for (row, position) in mine.enumerated() {
+    var lastReport = Date(), done = 0
+    let mine = BlockShard(count: dataset.count, blockSize: 1, world: world).positions(rank: world.rank)
+    // (before, after) of every image in dataset order, on every rank. Each image adapts alone (blocks of one),
+    // so the outcome does not depend on the number of ranks.
+    let all = try computeInBlocks(count: dataset.count, width: 2, blockSize: 1, world: world) { block, out in
+      let position = block.lowerBound
       let image = try ImageDecoder.decode(path: dataset.samples[position].path)
       let features = encoder.encode(image, seed: options.seed, sampleIndex: position)
       let outcome = try adapter.adapt(viewFeatures: features, views: options.views)
-      local[2 * row] = Float(outcome.before)
-      local[2 * row + 1] = Float(outcome.after)
+      out[0] = Float(outcome.before)
+      out[1] = Float(outcome.after)
+      done += 1
       if world.isCoordinator && Date().timeIntervalSince(lastReport) > 10 {
         lastReport = Date()
-        let rate = Double(row + 1) / Date().timeIntervalSince(started)
-        log(String(format: "ttt: %d/%d images on rank 0 | %.2f img/s per rank", row + 1, mine.count, rate))
+        let rate = Double(done) / Date().timeIntervalSince(started)
+        log(String(format: "ttt: %d/%d images on rank 0 | %.2f img/s per rank", done, mine.count, rate))
       }
     }
 
-    // Gather (before, after) of every image in dataset order; every rank computes the same summary.
-    let all = FloatBuffer(count: Swift.max(1, 2 * dataset.count))
-    let sizes = (0..<world.size).map { 2 * GlobalBatchSampler.shardRange(count: dataset.count, rank: $0, size: world.size).count }
-    try local.withUnsafeBufferPointer { try world.allGatherV($0.baseAddress!, counts: sizes, into: all.pointer) }
+    // Every rank computes the same summary.
     var predictions: [(label: Int, before: Int, after: Int)] = []
     var labelled = 0, correctBefore = 0, correctAfter = 0, changed = 0
     for (i, sample) in dataset.samples.enumerated() {

@@ -100,29 +100,24 @@ public final class TowerFeatureSource: ImageFeatureSource {
     embeds.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: embeds.count) }
   }
 
-  /// Every sample's features (N, E), computed once across the ranks (rank r encodes its contiguous shard) and
-  /// cached at `cachePath` (nil: no disk cache). Only the coordinator writes the cache; every rank reads it when
-  /// present. `key` must change whenever the model, the dataset or the transform changes.
-  public func cached(world: Collective, cachePath: String?, key: String, log: (String) -> Void) throws -> MatrixFeatureSource {
+  /// Every sample's features (N, E), computed once across the ranks and cached at `cachePath` (nil: no disk
+  /// cache). Only the coordinator writes the cache; every rank reads it when present. `key` must change whenever
+  /// the model, the dataset or the transform changes. `block` images go through the tower at once; blocks are
+  /// fixed global ranges (BlockShard), so the features are bit-identical on any number of ranks for one `block`
+  /// (and the same threads per rank).
+  public func cached(world: Collective, cachePath: String?, key: String, block: Int = 32,
+                     log: (String) -> Void) throws -> MatrixFeatureSource {
     let e = dim
-    let matrix = FloatBuffer(count: max(1, count * e))
     if let cachePath, let file = try? SafetensorsFile(path: cachePath), file.metadata["key"] == key,
        file["features"]?.shape == [count, e] {
+      let matrix = FloatBuffer(count: max(1, count * e))
       try file.read("features", into: matrix.pointer)
       if world.isCoordinator { log("image features: read \(count) from cache \(cachePath)") }
       return MatrixFeatureSource(matrix: matrix, count: count, dim: e)
     }
-    let mine = GlobalBatchSampler.shardRange(count: count, rank: world.rank, size: world.size)
-    let local = FloatBuffer(count: max(1, mine.count * e))
-    let chunk = 32
-    var start = mine.lowerBound
-    while start < mine.upperBound {
-      let n = min(chunk, mine.upperBound - start)
-      try features(positions: Array(start..<start + n), epoch: 0, into: local.pointer + (start - mine.lowerBound) * e)
-      start += n
+    let matrix = try computeInBlocks(count: count, width: e, blockSize: Swift.max(1, block), world: world) { positions, out in
+      try features(positions: Array(positions), epoch: 0, into: out)
     }
-    let sizes = (0..<world.size).map { GlobalBatchSampler.shardRange(count: count, rank: $0, size: world.size).count * e }
-    try world.allGatherV(local.readOnly, counts: sizes, into: matrix.pointer)
     if world.isCoordinator, let cachePath {
       try? FileManager.default.createDirectory(atPath: (cachePath as NSString).deletingLastPathComponent,
                                                withIntermediateDirectories: true)

@@ -90,6 +90,9 @@ public struct TrainConfig: Codable, Equatable {
     public var checkpointEvery = 0
     public var keepCheckpoints = 3
     public var logEvery = 10
+    /// auto | bar | lines | none. `auto` draws the live bar only when the job's output is a terminal (under mpirun:
+    /// mpirun's own output, not the pseudo-terminal it hands the ranks), else prints one line every logEvery steps.
+    public var progress = ProgressMode.auto
     /// Metric that selects the best checkpoint, and whether higher is better.
     public var bestMetric = "val/top1"
     public var bestMode = "max"
@@ -204,6 +207,9 @@ extension TrainConfig {
     assign(&tree, parts[...])
     do {
       self = try JSONDecoder().decode(TrainConfig.self, from: JSONSerialization.data(withJSONObject: tree))
+    } catch DecodingError.dataCorrupted(let context) where !context.codingPath.isEmpty {
+      // An enum's own message lists its values ("use auto, bar, lines, none").
+      throw ConfigError.badValue(key: key, value: "\(yamlValue)", reason: context.debugDescription)
     } catch {
       throw ConfigError.badValue(key: key, value: "\(yamlValue)", reason: "wrong type for this key (\(typeName(of: key)))")
     }

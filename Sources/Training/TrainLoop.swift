@@ -81,17 +81,18 @@ public struct LoopOptions {
   public var bestIsMax: Bool
   public var seed: Int
   public var configYAML: String
-  public var printProgress: Bool
+  /// bar, lines or none (`auto` is resolved by the caller, see ProgressMode.resolved).
+  public var progress: ProgressMode
   public var label: String
 
   public init(totalSteps: Int, globalBatch: Int, accumulation: Int = 1, logEvery: Int = 10, evalEvery: Int = 0,
               checkpointEvery: Int = 0, skipNonFinite: Bool = false, checksumEvery: Int = 100,
               bestMetric: String = "val/top1", bestIsMax: Bool = true, seed: Int = 1, configYAML: String = "",
-              printProgress: Bool = true, label: String = "train", watchdogSeconds: Double = 0) {
+              progress: ProgressMode = .lines, label: String = "train", watchdogSeconds: Double = 0) {
     self.totalSteps = totalSteps; self.globalBatch = globalBatch; self.accumulation = accumulation
     self.logEvery = logEvery; self.evalEvery = evalEvery; self.checkpointEvery = checkpointEvery
     self.skipNonFinite = skipNonFinite; self.checksumEvery = checksumEvery; self.bestMetric = bestMetric
-    self.bestIsMax = bestIsMax; self.seed = seed; self.configYAML = configYAML; self.printProgress = printProgress
+    self.bestIsMax = bestIsMax; self.seed = seed; self.configYAML = configYAML; self.progress = progress
     self.label = label; self.watchdogSeconds = watchdogSeconds
   }
 }
@@ -114,8 +115,8 @@ public final class TrainLoop {
   /// Console output (coordinator only); tests capture it.
   public var log: (String) -> Void = { print($0); fflush(stdout) }
   public private(set) var step = 0
-  /// A live progress bar is drawn only when stdout is a terminal.
-  private let liveBar = ProgressLine.isTerminal
+  /// A live progress bar between the progress lines (ProgressMode.bar).
+  private var liveBar: Bool { options.progress == .bar }
   public private(set) var lossHistory: [Double] = []
   private var best: (step: Int, value: Double)?
 
@@ -255,13 +256,14 @@ public final class TrainLoop {
       let progress = ProgressLine.format(step: step, totalSteps: options.totalSteps, loss: loss, lr: lr,
                                      secondsPerStep: secondsPerStep,
                                      imagesPerSecond: Double(options.globalBatch) / secondsPerStep)
-      if world.isCoordinator && options.printProgress
+      let printsProgress = world.isCoordinator && options.progress != .none
+      if printsProgress
           && (step % max(1, options.logEvery) == 0 || step == options.totalSteps || step == 1) {
         if liveBar { print("\r\u{1B}[K", terminator: "") }
         log(progress)
         intervalStart = DispatchTime.now().uptimeNanoseconds
         intervalSteps = 0
-      } else if world.isCoordinator && options.printProgress && liveBar {
+      } else if printsProgress && liveBar {
         // On a terminal, a live bar between the logged lines (rewritten in place; logs and pipes never see it).
         print("\r\u{1B}[K" + ProgressLine.bar(step: step, totalSteps: options.totalSteps) + " " + progress, terminator: "")
         fflush(stdout)

@@ -51,8 +51,16 @@ struct Eval: ParsableCommand {
   @Option(name: .customLong("feature-cache"), help: "Feature cache folder (default ~/.cache/rada/features, or $RADA_CACHE_DIR).")
   var featureCache: String?
   @Option(name: .customLong("summary"), help: "Also write the result as JSON (top1, top5, mean_per_class, per-class accuracy, confusion counts).") var summary: String?
+  @Option(name: .customLong("batch-size"), help: ArgumentHelp(
+    "Images per tower forward and per head forward (default 32 and 64).",
+    discussion: "Logits are bit-identical on any number of ranks for one value (and the same --threads)."))
+  var batchSize: Int?
   @OptionGroup var scoring: HeadScoringOptions
   @OptionGroup var runtime: RuntimeOptions
+
+  func validate() throws {
+    if let batchSize, batchSize < 1 { throw ValidationError("--batch-size must be at least 1 (got \(batchSize)).") }
+  }
 
   func run() throws {
     var config = TrainConfig()
@@ -78,9 +86,9 @@ struct Eval: ParsableCommand {
                                      loadPixels: SessionParts.pixelLoader(dataset: dataset, imageSize: clip.config.vision.imageSize,
                                                                           augment: false, seed: 0))
       let cache = SessionParts.featureCache(dataset: dataset, config: config, directory: featureCache)
-      let source = try tower.cached(world: world, cachePath: cache.path, key: cache.key, log: log)
+      let source = try tower.cached(world: world, cachePath: cache.path, key: cache.key, block: batchSize ?? 32, log: log)
       let trained = try head.map { _ in try SessionParts.makeHead(config: config, dim: clip.config.embedDim) }
-      let (result, logits) = try Evaluator().run(
+      let (result, logits) = try Evaluator(chunk: batchSize ?? 64).run(
         source: source, labels: dataset.samples.map(\.label), classFeatures: classFeatures, classes: k, head: trained,
         logitScale: SessionParts.logitScale(model: clip, config: config), world: world, gatherLogits: outLogits != nil)
       let correct = Int((result.top1 * Double(result.count)).rounded())

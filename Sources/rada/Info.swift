@@ -17,6 +17,9 @@ struct Info: ParsableCommand {
   struct Row: Codable {
     var host: String, rank: Int, size: Int, localRank: Int, localSize: Int, mpi: String
     var blasCore: String, blasOriginalCore: String, blasForced: String, blasThreads: Int, blasIdleSpin: String
+    /// Who chose the kernel: "OPENBLAS_CORETYPE" (the user: the way to force one), "rada" (generic fallback
+    /// replaced) or "OpenBLAS" (its own choice for this CPU).
+    var blasCoreSetBy: String
     var cpu: String, cpuFlags: [String], gflops: Double, selfCheckError: Float, selfCheckPassed: Bool
   }
 
@@ -27,7 +30,10 @@ struct Info: ParsableCommand {
     let row = Row(host: world.hostName, rank: world.rank, size: world.size, localRank: world.localRank,
                   localSize: world.localSize, mpi: world.libraryVersion, blasCore: report.blas.coreName,
                   blasOriginalCore: report.blas.originalCoreName, blasForced: report.blas.forcedCoreType,
-                  blasThreads: BLASRuntime.threads, blasIdleSpin: idleSpin(report.blas), cpu: CPUInfo.model(), cpuFlags: CPUInfo.features(),
+                  blasThreads: BLASRuntime.threads, blasIdleSpin: idleSpin(report.blas),
+                  blasCoreSetBy: report.blas.userSetCoreType ? "OPENBLAS_CORETYPE"
+                    : (report.blas.forcedCoreType.isEmpty ? "OpenBLAS" : "rada"),
+                  cpu: CPUInfo.model(), cpuFlags: CPUInfo.features(),
                   gflops: gflops, selfCheckError: report.selfCheckError, selfCheckPassed: report.selfCheckError < 1e-4)
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys]
@@ -36,15 +42,19 @@ struct Info: ParsableCommand {
     if json { rows.forEach { print($0) }; return }
     let decoded = try rows.map { try JSONDecoder().decode(Row.self, from: Data($0.utf8)) }
     print("rada info: \(decoded.count) rank(s), \(decoded[0].mpi)")
-    print(pad("rank", 5) + pad("host", 16) + pad("local", 7) + pad("blas core", 22) + pad("thr", 4)
+    print(pad("rank", 5) + pad("host", 16) + pad("local", 7) + pad("blas core", 30) + pad("thr", 4)
           + pad("sgemm GFLOP/s", 15) + "self-check")
     for r in decoded {
-      let core = r.blasForced.isEmpty ? r.blasCore : "\(r.blasCore) (was \(r.blasOriginalCore))"
-      print(pad("\(r.rank)", 5) + pad(r.host, 16) + pad("\(r.localRank)/\(r.localSize)", 7) + pad(core, 22)
+      let core = r.blasCoreSetBy == "OPENBLAS_CORETYPE" ? "\(r.blasCore) (OPENBLAS_CORETYPE)"
+        : (r.blasForced.isEmpty ? r.blasCore : "\(r.blasCore) (was \(r.blasOriginalCore))")
+      print(pad("\(r.rank)", 5) + pad(r.host, 16) + pad("\(r.localRank)/\(r.localSize)", 7) + pad(core, 30)
             + pad("\(r.blasThreads)", 4) + pad(String(format: "%.1f", r.gflops), 15)
             + (r.selfCheckPassed ? "ok" : "FAILED") + String(format: " (max rel err %.1e)", r.selfCheckError))
     }
     print("OpenBLAS idle workers: \(decoded[0].blasIdleSpin)")
+    if decoded[0].blasCoreSetBy != "OPENBLAS_CORETYPE" {
+      print("another kernel: OPENBLAS_CORETYPE=NAME rada ... (e.g. Haswell, Zen, SkylakeX; the CPU must have its instructions)")
+    }
     print("cpu: \(decoded[0].cpu), flags: \(decoded[0].cpuFlags.joined(separator: " "))")
     let total = decoded.reduce(0) { $0 + $1.gflops }
     print(String(format: "total sgemm: %.1f GFLOP/s over %d rank(s)", total, decoded.count))

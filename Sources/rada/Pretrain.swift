@@ -30,6 +30,8 @@ struct Pretrain: ParsableCommand {
   @Option(help: "Labelled data for zero-shot evaluation, e.g. imagefolder:synth/test.") var eval: String?
   @Option(name: .customLong("eval-every"), help: "Evaluate every N steps (0: only at the end).") var evalEvery: Int?
   @Option(name: .customLong("log-every"), help: "Progress line every N steps.") var logEvery: Int?
+  @Option(help: "auto, bar, lines or none (auto: a live bar only when the job's output is a terminal).")
+  var progress: ProgressMode?
   @Flag(help: "Random resized crops and flips (off by default: captions may name positions).") var augment = false
   @Flag(name: .customLong("no-shuffle"), help: "Fixed order: step s uses positions (B·s+j) mod N.") var noShuffle = false
   @Option(name: .customLong("set"), help: "Override a config key: --set optim.clipGradNorm=1 (repeatable).") var overrides: [String] = []
@@ -57,6 +59,7 @@ struct Pretrain: ParsableCommand {
     if let seed { c.run.seed = seed }
     if let evalEvery { c.run.evalEvery = evalEvery }
     if let logEvery { c.run.logEvery = logEvery }
+    if let progress { c.run.progress = progress }
     if augment { c.data.augment = true }
     if noShuffle { c.run.shuffle = false }
     for o in overrides { try c.apply(override: o) }

@@ -50,6 +50,8 @@ struct Train: ParsableCommand {
   @Option(name: .customLong("eval-every"), help: "Evaluate every N steps (0: only at the end).") var evalEvery: Int?
   @Option(name: .customLong("checkpoint-every"), help: "Checkpoint every N steps (0: only at the end).") var checkpointEvery: Int?
   @Option(name: .customLong("log-every"), help: "Progress line every N steps.") var logEvery: Int?
+  @Option(help: "auto, bar, lines or none (auto: a live bar only when the job's output is a terminal).")
+  var progress: ProgressMode?
   @Option(name: .customLong("feature-cache"), help: "Feature cache folder (default ~/.cache/rada/features).") var featureCache: String?
   @OptionGroup var runtime: RuntimeOptions
 
@@ -98,6 +100,7 @@ struct Train: ParsableCommand {
     if let evalEvery { c.run.evalEvery = evalEvery }
     if let checkpointEvery { c.run.checkpointEvery = checkpointEvery }
     if let logEvery { c.run.logEvery = logEvery }
+    if let progress { c.run.progress = progress }
     for o in overrides { try c.apply(override: o) }
     return c
   }
@@ -151,3 +154,5 @@ func fail(_ world: Collective, _ error: Error) -> Never {
   FileHandle.standardError.write(("\(prefix)error: \(error)\n").data(using: .utf8)!)
   exit(1)
 }
+
+extension ProgressMode: ExpressibleByArgument {}

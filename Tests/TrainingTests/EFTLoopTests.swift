@@ -40,7 +40,7 @@ final class EFTLoopTests: XCTestCase {
     let lr = meta["lr"] as! Double
     let loop = try TrainLoop(world: LocalCollective(), model: model, optimizer: optimizer, sampler: sampler,
                              options: LoopOptions(totalSteps: steps ?? (meta["steps"] as! Int), globalBatch: batch,
-                                                  accumulation: accumulation, printProgress: false),
+                                                  accumulation: accumulation, progress: .none),
                              learningRate: { _ in lr }, runDirectory: nil)
     return Setup(meta: meta, loop: loop, head: head)
   }

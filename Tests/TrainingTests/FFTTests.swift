@@ -106,10 +106,20 @@ final class FFTTests: XCTestCase {
     chunked.textChunk = 2  // 6 rows (3 classes x 2 templates) in 3 chunks
     let a = try makeModel(alpha: 0.5, templates: 2), b = try makeModel(alpha: 0.5, templates: 2, options: chunked)
     for m in [a, b] { m.gradients.zero(); _ = try m.forwardBackward(positions: [0, 1, 2, 3], epoch: 0, reducer: reducer(m)) }
-    var worst: Float = 0, at = 0
-    for i in 0..<a.gradients.count where abs(a.gradients[i] - b.gradients[i]) > worst { worst = abs(a.gradients[i] - b.gradients[i]); at = i }
-    // same arithmetic per row; only BLAS blocking over a different row count may differ in the last bits
-    XCTAssertLessThan(worst, 1e-5, "chunked vs single-chunk text backward: max diff \(worst) at flat index \(at)")
+    // Same arithmetic per row, but each chunk's weight gradients are added by their own product, so sums over
+    // rows are split differently and round differently by BLAS kernel (Haswell/Zen: 1.5e-5 absolute on a tensor
+    // whose largest gradient is 45). Per tensor: |a - b| <= 1e-7 + 1e-5 · max|a of the tensor|, 20x the largest
+    // difference relative to the tensor's scale seen under the Cooperlake, SkylakeX, Haswell and Sandybridge kernels
+    // (4.9e-7); a dropped or doubled chunk changes gradients by a sizeable fraction of their scale.
+    for entry in a.table.entries {
+      var scale: Float = 0, worst: Float = 0, at = 0
+      for i in entry.offset..<entry.offset + entry.count {
+        scale = max(scale, abs(a.gradients[i]))
+        if abs(a.gradients[i] - b.gradients[i]) > worst { worst = abs(a.gradients[i] - b.gradients[i]); at = i - entry.offset }
+      }
+      XCTAssertLessThanOrEqual(worst, 1e-7 + 1e-5 * scale,
+                               "chunked vs single-chunk text backward: \(entry.name)[\(at)] differs by \(worst) (tensor's largest gradient \(scale))")
+    }
   }
 
   /// clip_grad_norm_: g · max_norm / (‖g‖ + 1e-6) when the norm exceeds max_norm; a naive loop is the referee.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# What: `rada eval` writes the same logits (.npy) on 1 and 2 ranks, and the top-1 it prints equals the argmax
-#       accuracy recomputed from that .npy (od + awk, no numpy); `rada ttt` on 1 and 2 ranks writes identical
-#       predictions.csv (and adapts: some predictions change). Tiny random CLIP, a small `rada synth` set.
+# What: `rada eval` writes byte-identical logits (.npy) on 1, 2 and 3 ranks (fixed global blocks, whatever the
+#       BLAS kernel), and the top-1 it prints equals the argmax accuracy recomputed from that .npy (od + awk, no
+#       numpy); `rada ttt` on 1, 2 and 3 ranks writes identical predictions.csv (and adapts: some predictions
+#       change). Tiny random CLIP, a small `rada synth` set of 16 test images: 2 and 3 ranks split it unevenly.
 # Example: bash launch/tests/ttt-eval.sh .build/debug/rada
 # Expected: "ttt-eval: ok ..." and exit 0 (77 = skipped when mpirun is missing). About 20 s on 2 idle cores.
 set -uo pipefail
@@ -11,6 +12,7 @@ command -v mpirun >/dev/null 2>&1 || { echo "skipped: mpirun not found"; exit 77
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAILED: $*"; exit 1; }
 mpi=(mpirun --mca mpi_yield_when_idle 1 -np 2)
+mpi3=(mpirun --mca mpi_yield_when_idle 1 -np 3 --oversubscribe)
 
 "$rada" synth --out "$tmp/data" --pretrain-per-class 0 --train-per-class 2 --test-per-class 1 >/dev/null \
   || fail "rada synth"
@@ -23,14 +25,20 @@ model="$tmp/tiny.safetensors"; test="imagefolder:$tmp/data/test"
   || { cat "$tmp/train.log"; fail "rada train (eft) for a head"; }
 head_file="$tmp/eft/head.safetensors"
 
-# --- rada eval: 1 rank vs 2 ranks (separate feature caches, so the 2-rank run encodes its own features)
+# --- rada eval: 1 rank vs 2 and 3 ranks (separate feature caches, so each run encodes its own features). Blocks of
+# 5 of the 16 images (5, 5, 5, 1): 2 ranks take 10 + 6 images, 3 ranks 10 + 5 + 1.
 out1="$("$rada" eval --model "$model" --head "$head_file" --data "$test" --out-logits "$tmp/l1.npy" --threads 1 \
-  --feature-cache "$tmp/cache1" 2>&1)" || fail "eval on 1 rank: $out1"
+  --batch-size 5 --feature-cache "$tmp/cache1" 2>&1)" || fail "eval on 1 rank: $out1"
 out2="$("${mpi[@]}" "$rada" eval --model "$model" --head "$head_file" --data "$test" --out-logits "$tmp/l2.npy" \
-  --threads 1 --feature-cache "$tmp/cache2" 2>&1)" || fail "eval on 2 ranks: $out2"
+  --threads 1 --batch-size 5 --feature-cache "$tmp/cache2" 2>&1)" || fail "eval on 2 ranks: $out2"
+out3="$("${mpi3[@]}" "$rada" eval --model "$model" --head "$head_file" --data "$test" --out-logits "$tmp/l3.npy" \
+  --threads 1 --batch-size 5 --feature-cache "$tmp/cache3" 2>&1)" || fail "eval on 3 ranks: $out3"
 cmp -s "$tmp/l1.npy" "$tmp/l2.npy" || fail "eval logits differ between 1 and 2 ranks"
+cmp -s "$tmp/l1.npy" "$tmp/l3.npy" || fail "eval logits differ between 1 and 3 ranks"
 line1="$(echo "$out1" | grep -m1 '^top-1')"; line2="$(echo "$out2" | grep -m1 '^top-1')"
-[ -n "$line1" ] && [ "$line1" = "$line2" ] || fail "printed accuracy differs: '$line1' vs '$line2'"
+line3="$(echo "$out3" | grep -m1 '^top-1')"
+[ -n "$line1" ] && [ "$line1" = "$line2" ] && [ "$line1" = "$line3" ] \
+  || fail "printed accuracy differs: '$line1' vs '$line2' vs '$line3'"
 
 # Recompute top-1 from the .npy: header length at bytes 8-9 (npy v1), then K float32 per row.
 header="$(head -c 200 "$tmp/l1.npy" | tr -d '\0')"
@@ -56,9 +64,11 @@ ttt=(ttt --model "$model" --head "$head_file" --data "imagefolder:$tmp/data/shif
      --steps 2 --lr 0.05 --threads 1)
 "$rada" "${ttt[@]}" --run-dir "$tmp/t1" >"$tmp/t1.log" 2>&1 || { cat "$tmp/t1.log"; fail "ttt on 1 rank"; }
 "${mpi[@]}" "$rada" "${ttt[@]}" --run-dir "$tmp/t2" >"$tmp/t2.log" 2>&1 || { cat "$tmp/t2.log"; fail "ttt on 2 ranks"; }
+"${mpi3[@]}" "$rada" "${ttt[@]}" --run-dir "$tmp/t3" >"$tmp/t3.log" 2>&1 || { cat "$tmp/t3.log"; fail "ttt on 3 ranks"; }
 cmp -s "$tmp/t1/predictions.csv" "$tmp/t2/predictions.csv" || fail "ttt predictions differ between 1 and 2 ranks"
+cmp -s "$tmp/t1/predictions.csv" "$tmp/t3/predictions.csv" || fail "ttt predictions differ between 1 and 3 ranks"
 grep -q '"ttt/top1"' "$tmp/t1/metrics.jsonl" && grep -q '"zeroshot/top1"' "$tmp/t1/metrics.jsonl" \
   || fail "metrics.jsonl lacks ttt/top1 or zeroshot/top1: $(cat "$tmp/t1/metrics.jsonl")"
 changed=$(awk -F, 'NR > 1 && $3 != $4 { c++ } END { print c + 0 }' "$tmp/t1/predictions.csv")
 [ "$changed" -gt 0 ] || fail "ttt changed no prediction (the 1-vs-2-rank comparison would be trivial)"
-echo "ttt-eval: ok (eval $line1 on 1 and 2 ranks, recomputed $correct; ttt identical on 1 and 2 ranks, $changed changed)"
+echo "ttt-eval: ok (eval $line1 on 1, 2 and 3 ranks, recomputed $correct; ttt identical on 1, 2 and 3 ranks, $changed changed)"
