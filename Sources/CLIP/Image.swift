@@ -1,5 +1,6 @@
 // Decoded images and the decoder: JPEG (libjpeg-turbo) and PNG (libpng) through the C shims in CSupport,
-// giving the same mode and bytes as Pillow 13's Image.open(...).load() for the same file.
+// giving the same mode and bytes as Pillow 13's Image.open(...).load() for the same file (CMYK and YCCK
+// JPEGs open as Pillow's inverted CMYK and become RGB only in Preprocess.swift, after the resize).
 // Format is detected from the magic bytes, never from the extension. Layout: rows top to bottom, pixels
 // interleaved (H, W, channels).
 import CSupport
@@ -20,6 +21,9 @@ public enum ImageMode: String, Sendable {
   case palette = "P"
   /// 1-bit gray PNG (Pillow "1"): pixels hold 0 or 255 (1 channel); resized with NEAREST.
   case bilevel = "1"
+  /// CMYK or YCCK JPEG (Pillow "CMYK", 4 channels, samples as Pillow holds them: 255 - libjpeg's CMYK);
+  /// resized per channel like RGB (no premultiplication), converted to RGB after the crop.
+  case cmyk = "CMYK"
 
   /// Samples per pixel as stored in `DecodedImage`.
   public var channels: Int {
@@ -27,7 +31,7 @@ public enum ImageMode: String, Sendable {
     case .gray, .gray16, .bilevel: return 1
     case .grayAlpha: return 2
     case .rgb, .palette: return 3
-    case .rgba: return 4
+    case .rgba, .cmyk: return 4
     }
   }
 }
@@ -56,6 +60,8 @@ public enum ImageError: Error, CustomStringConvertible, Equatable {
   case empty(name: String)
   case unknownFormat(name: String, firstBytes: String)
   case corrupt(name: String, format: String, reason: String)
+  /// A well-formed file of a kind the decoder cannot read (12-bit or lossless JPEG, unknown colour space).
+  case unsupported(name: String, format: String, variant: String)
   case badSize(name: String, reason: String)
 
   public var description: String {
@@ -70,6 +76,10 @@ public enum ImageError: Error, CustomStringConvertible, Equatable {
     case let .corrupt(name, format, reason):
       return "\(name) is a corrupt or truncated \(format) file (\(reason)). Re-download the file or remove it "
         + "from the dataset (check with: python -c \"from PIL import Image; Image.open('\(name)').load()\")."
+    case let .unsupported(name, format, variant):
+      return "\(name) is a \(format) file that rada cannot decode: \(variant). Convert it to 8-bit RGB JPEG or PNG "
+        + "(e.g. python -c \"from PIL import Image; Image.open('\(name)').convert('RGB').save('out.png')\" or "
+        + "ImageMagick: convert '\(name)' -colorspace sRGB -depth 8 out.png), or remove it from the dataset."
     case let .badSize(name, reason):
       return "image \(name) cannot be used: \(reason). Remove it from the dataset or resize it."
     }
@@ -112,6 +122,9 @@ public enum ImageDecoder {
       case .png: return rada_decode_png(base, raw.count, &image, &message, message.count)
       }
     }
+    if status == RADA_IMAGE_UNSUPPORTED {
+      throw ImageError.unsupported(name: name, format: format.rawValue, variant: String(cString: message))
+    }
     guard status == 0, let pixels = image.pixels else {
       let reason = String(cString: message)
       throw ImageError.corrupt(name: name, format: format.rawValue, reason: reason.isEmpty ? "decoder failed" : reason)
@@ -131,6 +144,8 @@ public enum ImageDecoder {
       mode = .palette
     } else if image.isBilevel != 0 {
       mode = .bilevel
+    } else if image.isCMYK != 0 {
+      mode = .cmyk
     } else {
       switch channels {
       case 1: mode = .gray
