@@ -60,7 +60,8 @@ public enum ImageError: Error, CustomStringConvertible, Equatable {
   case empty(name: String)
   case unknownFormat(name: String, firstBytes: String)
   case corrupt(name: String, format: String, reason: String)
-  /// A well-formed file of a kind the decoder cannot read (12-bit or lossless JPEG, unknown colour space).
+  /// A file of a kind the decoder cannot read: a JPEG variant (12-bit, lossless, unknown colour space) or
+  /// another format recognised by its magic bytes (GIF, WebP, ...). `variant` says which.
   case unsupported(name: String, format: String, variant: String)
   case badSize(name: String, reason: String)
 
@@ -77,9 +78,10 @@ public enum ImageError: Error, CustomStringConvertible, Equatable {
       return "\(name) is a corrupt or truncated \(format) file (\(reason)). Re-download the file or remove it "
         + "from the dataset (check with: python -c \"from PIL import Image; Image.open('\(name)').load()\")."
     case let .unsupported(name, format, variant):
-      return "\(name) is a \(format) file that rada cannot decode: \(variant). Convert it to 8-bit RGB JPEG or PNG "
-        + "(e.g. python -c \"from PIL import Image; Image.open('\(name)').convert('RGB').save('out.png')\" or "
-        + "ImageMagick: convert '\(name)' -colorspace sRGB -depth 8 out.png), or remove it from the dataset."
+      return "\(name) is a \(format) file that rada cannot decode: \(variant). Convert it to an 8-bit RGB JPEG or "
+        + "PNG (e.g. ImageMagick: convert '\(name)' -colorspace sRGB -depth 8 out.png, or Pillow where it opens the "
+        + "file: python -c \"from PIL import Image; Image.open('\(name)').convert('RGB').save('out.png')\"), or "
+        + "remove it from the dataset."
     case let .badSize(name, reason):
       return "image \(name) cannot be used: \(reason). Remove it from the dataset or resize it."
     }
@@ -97,6 +99,27 @@ public enum ImageDecoder {
     return nil
   }
 
+  /// Names the other image formats found in datasets (often behind a .jpg name), from their magic bytes.
+  static func otherFormat(of data: Data) -> String? {
+    let head = [UInt8](data.prefix(16))
+    func starts(_ bytes: [UInt8], at offset: Int = 0) -> Bool {
+      head.count >= offset + bytes.count && Array(head[offset..<(offset + bytes.count)]) == bytes
+    }
+    if starts(Array("GIF87a".utf8)) || starts(Array("GIF89a".utf8)) { return "GIF" }
+    if starts(Array("RIFF".utf8)) && starts(Array("WEBP".utf8), at: 8) { return "WebP" }
+    if starts([0x49, 0x49, 0x2A, 0x00]) || starts([0x4D, 0x4D, 0x00, 0x2A]) { return "TIFF" }
+    if starts(Array("BM".utf8)) && starts([0, 0, 0, 0], at: 6) { return "BMP" }  // reserved header bytes
+    if starts(Array("ftyp".utf8), at: 4) {  // ISO media file: the brand tells images from video
+      if ["avif", "avis"].contains(where: { starts(Array($0.utf8), at: 8) }) { return "AVIF" }
+      if ["heic", "heix", "heim", "heis", "mif1", "msf1"].contains(where: { starts(Array($0.utf8), at: 8) }) {
+        return "HEIF/HEIC"
+      }
+    }
+    if starts([0x00, 0x00, 0x00, 0x0C, 0x6A, 0x50, 0x20, 0x20]) { return "JPEG 2000" }
+    if starts([0xFF, 0x0A]) || starts([0x00, 0x00, 0x00, 0x0C, 0x4A, 0x58, 0x4C, 0x20]) { return "JPEG XL" }
+    return nil
+  }
+
   public static func decode(path: String) throws -> DecodedImage {
     let data: Data
     do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe) } catch {
@@ -110,6 +133,9 @@ public enum ImageDecoder {
   public static func decode(data: Data, name: String) throws -> DecodedImage {
     if data.isEmpty { throw ImageError.empty(name: name) }
     guard let format = format(of: data) else {
+      if let other = otherFormat(of: data) {
+        throw ImageError.unsupported(name: name, format: other, variant: "rada reads JPEG and PNG only")
+      }
       let hex = data.prefix(8).map { String(format: "%02x", $0) }.joined(separator: " ")
       throw ImageError.unknownFormat(name: name, firstBytes: hex)
     }

@@ -147,6 +147,16 @@ final class ImageDecodingTests: XCTestCase {
     var lossless = jpeg
     lossless[lossless.startIndex + sof + 1] = 0xC3
     assertError(lossless, name: "lossless.jpg") { isUnsupported($0) && $0.description.contains("SOF type 0xc3") }
+    // Other image formats, often found behind a .jpg name, are named by their magic bytes.
+    let webp = Data("RIFF".utf8) + Data([0x24, 0, 0, 0]) + Data("WEBPVP8 ".utf8) + Data(repeating: 0, count: 24)
+    assertError(webp, name: "photo_webp.jpg") {
+      guard case .unsupported(_, "WebP", _) = $0 else { return false }
+      return !$0.description.contains("corrupt") && $0.description.contains("Convert it")
+    }
+    assertError(Data("GIF89a".utf8) + Data(repeating: 1, count: 20), name: "anim.jpg") {
+      if case .unsupported(_, "GIF", _) = $0 { return true }; return false
+    }
+    assertError(Data("BMxx not a bitmap".utf8), name: "bm.jpg") { if case .unknownFormat = $0 { return true }; return false }
     XCTAssertThrowsError(try ImageDecoder.decode(path: "/nonexistent/dir/x.png")) { error in
       guard case ImageError.unreadable(let name, _)? = error as? ImageError else { return XCTFail("\(error)") }
       XCTAssertEqual(name, "/nonexistent/dir/x.png")
