@@ -10,6 +10,7 @@
 #   <name>.converted.npy  np.asarray(Image.open(src).convert("RGB")): (H, W, 3), Pillow's cmyk2rgb on every pixel
 #   <name>.rgb.npy        Resize(N, bicubic) -> CenterCrop(N) -> convert("RGB"): (N, N, 3) uint8
 #   <name>.tensor.npy     the eval transform's output (3, N, N) float32
+#   <name>.crop_T_L_H_W.npy  torchvision resized_crop (training augmentation's pixels) then RGB: (32, 32, 3)
 import json, os, subprocess, tempfile
 import numpy as np
 import PIL
@@ -47,12 +48,24 @@ def eval_transform(im, n):
     return np.asarray(rgb), ((x - MEAN[:, None, None]) / STD[:, None, None]).astype(np.float32)  # Normalize
 
 
-# 1. The replay must reproduce the torch-made fixtures exactly, or its CMYK outputs prove nothing.
-for c in json.load(open(os.path.join(HERE, "cases.json")))["cases"]:
+def resized_crop(im, top, left, h, w, n):
+    """torchvision 0.29 F.resized_crop(im, top, left, h, w, [n, n], BICUBIC).convert("RGB") on a PIL image."""
+    im = im.crop((left, top, left + w, top + h))
+    if im.size != (n, n):
+        im = im.resize((n, n), Image.Resampling.BICUBIC)
+    return np.asarray(im.convert("RGB"))
+
+
+# 1. The replays must reproduce the torch-made fixtures exactly, or their CMYK outputs prove nothing.
+torch_made = json.load(open(os.path.join(HERE, "cases.json")))
+for c in torch_made["cases"]:
     stem = c["file"].rsplit(".", 1)[0]
     rgb, tensor = eval_transform(Image.open(os.path.join(HERE, c["file"])), c["size"])
     assert np.array_equal(rgb, np.load(os.path.join(HERE, f"{stem}.rgb.npy"))), c["file"]
     assert np.array_equal(tensor, np.load(os.path.join(HERE, f"{stem}.tensor.npy"))), c["file"]
+for c in torch_made["crops"]:
+    out = resized_crop(Image.open(os.path.join(HERE, c["file"])), c["top"], c["left"], c["height"], c["width"], c["size"])
+    assert np.array_equal(out, np.load(os.path.join(HERE, c["expected"]))), c["expected"]
 
 # 2. Sources. Pillow writes CMYK with an Adobe APP14 marker (transform 0) and inverted samples; the C helper
 #    writes what Pillow cannot: CMYK without any Adobe marker (plain samples), YCCK (transform 2), arithmetic.
@@ -102,7 +115,17 @@ for file, n, transform in sources:
     cases.append({"file": file, "size": n, "mode": im.mode, "width": im.width, "height": im.height,
                   "adobe_transform": transform})
 
+# resized_crop boxes (top, left, height, width) for the training augmentation's pixels (AugmentationTests).
+crops = []
+for src, boxes in [("cmyk_adobe.jpg", [(2, 5, 40, 30), (0, 0, 47, 62)]), ("ycck_adobe.jpg", [(10, 3, 20, 35)])]:
+    im = Image.open(os.path.join(HERE, src))
+    for top, left, h, w in boxes:
+        name = f"{src.rsplit('.', 1)[0]}.crop_{top}_{left}_{h}_{w}.npy"
+        np.save(os.path.join(HERE, name), resized_crop(im, top, left, h, w, 32))
+        crops.append({"file": src, "top": top, "left": left, "height": h, "width": w, "size": 32, "expected": name})
+
 json.dump({"versions": {"pillow": PIL.__version__, "numpy": np.__version__,
-                        "transform": "open_clip eval transform replayed with Pillow + numpy (see header)"},
-           "cases": cases}, open(os.path.join(HERE, "cmyk_cases.json"), "w"), indent=1)
-print(len(cases), "CMYK/YCCK cases")
+                        "transform": "open_clip eval transform and torchvision resized_crop replayed with Pillow + "
+                                     "numpy (see header)"},
+           "cases": cases, "crops": crops}, open(os.path.join(HERE, "cmyk_cases.json"), "w"), indent=1)
+print(len(cases), "CMYK/YCCK cases,", len(crops), "crops")
