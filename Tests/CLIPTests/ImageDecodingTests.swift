@@ -105,17 +105,6 @@ final class ImageDecodingTests: XCTestCase {
     }
   }
 
-  /// Offset of the first SOF0 marker (FF C0) in a JPEG's header segments, walking segment lengths from SOI.
-  static func sofOffset(_ jpeg: Data) -> Int? {
-    let bytes = [UInt8](jpeg)
-    var offset = 2
-    while offset + 4 <= bytes.count, bytes[offset] == 0xFF {
-      if bytes[offset + 1] == 0xC0 { return offset }
-      offset += 2 + Int(bytes[offset + 2]) << 8 + Int(bytes[offset + 3])
-    }
-    return nil
-  }
-
   func testBrokenInputsGiveTypedErrors() throws {
     let dir = try Self.fixtures()
     let png = try Data(contentsOf: dir.appendingPathComponent("rgb_down.png"))
@@ -138,15 +127,12 @@ final class ImageDecodingTests: XCTestCase {
     assertError(try Data(contentsOf: dir.appendingPathComponent("two_components.jpg")), name: "two_components.jpg") {
       isUnsupported($0) && $0.description.contains("colour space with 2 components")
     }
-    // jpeg_rgb.jpg's SOF0 segment with its precision byte set to 12, or its marker turned into SOF3 (lossless):
-    // both are rejected while the header is read, before any entropy-coded data.
-    let sof = try XCTUnwrap(Self.sofOffset(jpeg), "jpeg_rgb.jpg has no SOF0 marker")
-    var twelveBit = jpeg
-    twelveBit[twelveBit.startIndex + sof + 4] = 12
-    assertError(twelveBit, name: "twelve_bit.jpg") { isUnsupported($0) && $0.description.contains("12-bit samples") }
-    var lossless = jpeg
-    lossless[lossless.startIndex + sof + 1] = 0xC3
-    assertError(lossless, name: "lossless.jpg") { isUnsupported($0) && $0.description.contains("SOF type 0xc3") }
+    assertError(try Data(contentsOf: dir.appendingPathComponent("twelve_bit.jpg")), name: "twelve_bit.jpg") {
+      isUnsupported($0) && $0.description.contains("12-bit samples")
+    }
+    assertError(try Data(contentsOf: dir.appendingPathComponent("lossless.jpg")), name: "lossless.jpg") {
+      isUnsupported($0) && $0.description.contains("SOF type 0xc3")
+    }
     // Other image formats, often found behind a .jpg name, are named by their magic bytes.
     let webp = Data("RIFF".utf8) + Data([0x24, 0, 0, 0]) + Data("WEBPVP8 ".utf8) + Data(repeating: 0, count: 24)
     assertError(webp, name: "photo_webp.jpg") {

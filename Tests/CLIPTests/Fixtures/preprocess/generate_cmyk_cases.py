@@ -1,17 +1,20 @@
 # Writes the CMYK / YCCK JPEG fixtures read by ImageDecodingTests and PreprocessTests (CLIPTests): the
 # 4-channel JPEG variants Pillow opens in mode CMYK, and what open_clip's eval transform makes of them.
-# Pinned: Pillow 13.0.0, numpy (python 3.11), libjpeg-turbo's libjpeg-dev + a C compiler for write_cmyk_jpeg.c.
+# Pinned: Pillow 13.0.0, numpy (python 3.11), imagecodecs 2026.3.6 (12-bit and lossless JPEG writer),
+# libjpeg-turbo's libjpeg-dev + a C compiler for write_cmyk_jpeg.c.
 # No torch: open_clip's eval transform (Resize(N, bicubic) -> CenterCrop(N) -> convert("RGB") -> ToTensor ->
 # Normalize) is replayed with Pillow + numpy in `eval_transform`, and checked first against every case that
 # generate_preprocess_cases.py made with real torch/torchvision/open_clip (rgb.npy and tensor.npy must be equal).
 # Run: python generate_cmyk_cases.py   (from this folder)
-# Outputs: the sources below, two_components.jpg (valid, unsupported by Pillow and rada), cmyk_cases.json (same schema as cases.json's "cases"), and per source:
+# Outputs: the sources below, the valid JPEGs rada refuses (two_components.jpg, twelve_bit.jpg, lossless.jpg),
+# cmyk_cases.json (same schema as cases.json's "cases"), and per source:
 #   <name>.decoded.npy    np.asarray(Image.open(src)): (H, W, 4) CMYK as Pillow holds it (inverted, "CMYK;I")
 #   <name>.converted.npy  np.asarray(Image.open(src).convert("RGB")): (H, W, 3), Pillow's cmyk2rgb on every pixel
 #   <name>.rgb.npy        Resize(N, bicubic) -> CenterCrop(N) -> convert("RGB"): (N, N, 3) uint8
 #   <name>.tensor.npy     the eval transform's output (3, N, N) float32
 #   <name>.crop_T_L_H_W.npy  torchvision resized_crop (training augmentation's pixels) then RGB: (32, 32, 3)
 import json, os, subprocess, tempfile
+import imagecodecs
 import numpy as np
 import PIL
 from PIL import Image
@@ -100,6 +103,19 @@ try:
 except OSError:
     opened = False
 assert not opened, "Pillow opened two_components.jpg"
+# 12-bit (Pillow refuses it as well) and lossless (SOF3: Pillow 13's libjpeg-turbo 3 opens it, Debian 12's
+# libjpeg-turbo 2.1 under rada cannot, a difference the README states).
+open(os.path.join(HERE, "twelve_bit.jpg"), "wb").write(
+    imagecodecs.jpeg8_encode((smooth(8, 8, 1)[..., 0].astype(np.uint16) * 16), bitspersample=12))
+try:
+    Image.open(os.path.join(HERE, "twelve_bit.jpg")).load()
+    opened = True
+except OSError:
+    opened = False
+assert not opened, "Pillow opened twelve_bit.jpg"
+lossless = smooth(8, 8, 3)
+open(os.path.join(HERE, "lossless.jpg"), "wb").write(imagecodecs.jpeg8_encode(lossless, lossless=True))
+assert np.array_equal(np.asarray(Image.open(os.path.join(HERE, "lossless.jpg"))), lossless)
 
 cases = []
 for file, n, transform in sources:
