@@ -1,13 +1,15 @@
-# Writes the CMYK / YCCK JPEG fixtures read by ImageDecodingTests and PreprocessTests (CLIPTests): the
-# 4-channel JPEG variants Pillow opens in mode CMYK, and what open_clip's eval transform makes of them.
+# Writes the CMYK / YCCK JPEG fixtures read by ImageDecodingTests, PreprocessTests (CLIPTests) and
+# AugmentationTests (DataTests): the 4-channel JPEG variants Pillow opens in mode CMYK, and what open_clip's eval
+# transform and torchvision's resized_crop make of them.
 # Pinned: Pillow 13.0.0, numpy (python 3.11), imagecodecs 2026.3.6 (12-bit and lossless JPEG writer),
 # libjpeg-turbo's libjpeg-dev + a C compiler for write_cmyk_jpeg.c.
 # No torch: open_clip's eval transform (Resize(N, bicubic) -> CenterCrop(N) -> convert("RGB") -> ToTensor ->
-# Normalize) is replayed with Pillow + numpy in `eval_transform`, and checked first against every case that
-# generate_preprocess_cases.py made with real torch/torchvision/open_clip (rgb.npy and tensor.npy must be equal).
+# Normalize) and resized_crop are replayed with Pillow + numpy (`eval_transform`, `resized_crop`), and checked
+# first against every case and crop that generate_preprocess_cases.py made with real torch/torchvision/open_clip
+# (rgb.npy, tensor.npy and crop npy must be equal).
 # Run: python generate_cmyk_cases.py   (from this folder)
 # Outputs: the sources below, the valid JPEGs rada refuses (two_components.jpg, twelve_bit.jpg, lossless.jpg),
-# cmyk_cases.json (same schema as cases.json's "cases"), and per source:
+# cmyk_cases.json (same schema as cases.json's "cases" and "crops"), and per source:
 #   <name>.decoded.npy    np.asarray(Image.open(src)): (H, W, 4) CMYK as Pillow holds it (inverted, "CMYK;I")
 #   <name>.converted.npy  np.asarray(Image.open(src).convert("RGB")): (H, W, 3), Pillow's cmyk2rgb on every pixel
 #   <name>.rgb.npy        Resize(N, bicubic) -> CenterCrop(N) -> convert("RGB"): (N, N, 3) uint8
