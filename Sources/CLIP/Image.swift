@@ -1,5 +1,6 @@
 // Decoded images and the decoder: JPEG (libjpeg-turbo) and PNG (libpng) through the C shims in CSupport,
-// giving the same mode and bytes as Pillow 13's Image.open(...).load() for the same file.
+// giving the same mode and bytes as Pillow 13's Image.open(...).load() for the same file (CMYK and YCCK
+// JPEGs open as Pillow's inverted CMYK and become RGB only in Preprocess.swift, after the resize).
 // Format is detected from the magic bytes, never from the extension. Layout: rows top to bottom, pixels
 // interleaved (H, W, channels).
 import CSupport
@@ -20,6 +21,9 @@ public enum ImageMode: String, Sendable {
   case palette = "P"
   /// 1-bit gray PNG (Pillow "1"): pixels hold 0 or 255 (1 channel); resized with NEAREST.
   case bilevel = "1"
+  /// CMYK or YCCK JPEG (Pillow "CMYK", 4 channels, samples as Pillow holds them: 255 - libjpeg's CMYK);
+  /// resized per channel like RGB (no premultiplication), converted to RGB after the crop.
+  case cmyk = "CMYK"
 
   /// Samples per pixel as stored in `DecodedImage`.
   public var channels: Int {
@@ -27,7 +31,7 @@ public enum ImageMode: String, Sendable {
     case .gray, .gray16, .bilevel: return 1
     case .grayAlpha: return 2
     case .rgb, .palette: return 3
-    case .rgba: return 4
+    case .rgba, .cmyk: return 4
     }
   }
 }
@@ -56,6 +60,9 @@ public enum ImageError: Error, CustomStringConvertible, Equatable {
   case empty(name: String)
   case unknownFormat(name: String, firstBytes: String)
   case corrupt(name: String, format: String, reason: String)
+  /// A file of a kind the decoder cannot read: a JPEG variant (12-bit, lossless, unknown colour space) or
+  /// another format recognised by its magic bytes (GIF, WebP, ...). `variant` says which.
+  case unsupported(name: String, format: String, variant: String)
   case badSize(name: String, reason: String)
 
   public var description: String {
@@ -70,6 +77,11 @@ public enum ImageError: Error, CustomStringConvertible, Equatable {
     case let .corrupt(name, format, reason):
       return "\(name) is a corrupt or truncated \(format) file (\(reason)). Re-download the file or remove it "
         + "from the dataset (check with: python -c \"from PIL import Image; Image.open('\(name)').load()\")."
+    case let .unsupported(name, format, variant):
+      return "\(name) is a \(format) file that rada cannot decode: \(variant). Convert it to an 8-bit RGB JPEG or "
+        + "PNG (e.g. ImageMagick: convert '\(name)' -colorspace sRGB -depth 8 out.png, or Pillow where it opens the "
+        + "file: python -c \"from PIL import Image; Image.open('\(name)').convert('RGB').save('out.png')\"), or "
+        + "remove it from the dataset."
     case let .badSize(name, reason):
       return "image \(name) cannot be used: \(reason). Remove it from the dataset or resize it."
     }
@@ -87,6 +99,27 @@ public enum ImageDecoder {
     return nil
   }
 
+  /// Names the other image formats found in datasets (often behind a .jpg name), from their magic bytes.
+  static func otherFormat(of data: Data) -> String? {
+    let head = [UInt8](data.prefix(16))
+    func starts(_ bytes: [UInt8], at offset: Int = 0) -> Bool {
+      head.count >= offset + bytes.count && Array(head[offset..<(offset + bytes.count)]) == bytes
+    }
+    if starts(Array("GIF87a".utf8)) || starts(Array("GIF89a".utf8)) { return "GIF" }
+    if starts(Array("RIFF".utf8)) && starts(Array("WEBP".utf8), at: 8) { return "WebP" }
+    if starts([0x49, 0x49, 0x2A, 0x00]) || starts([0x4D, 0x4D, 0x00, 0x2A]) { return "TIFF" }
+    if starts(Array("BM".utf8)) && starts([0, 0, 0, 0], at: 6) { return "BMP" }  // reserved header bytes
+    if starts(Array("ftyp".utf8), at: 4) {  // ISO media file: the brand tells images from video
+      if ["avif", "avis"].contains(where: { starts(Array($0.utf8), at: 8) }) { return "AVIF" }
+      if ["heic", "heix", "heim", "heis", "mif1", "msf1"].contains(where: { starts(Array($0.utf8), at: 8) }) {
+        return "HEIF/HEIC"
+      }
+    }
+    if starts([0x00, 0x00, 0x00, 0x0C, 0x6A, 0x50, 0x20, 0x20]) { return "JPEG 2000" }
+    if starts([0xFF, 0x0A]) || starts([0x00, 0x00, 0x00, 0x0C, 0x4A, 0x58, 0x4C, 0x20]) { return "JPEG XL" }
+    return nil
+  }
+
   public static func decode(path: String) throws -> DecodedImage {
     let data: Data
     do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe) } catch {
@@ -100,6 +133,9 @@ public enum ImageDecoder {
   public static func decode(data: Data, name: String) throws -> DecodedImage {
     if data.isEmpty { throw ImageError.empty(name: name) }
     guard let format = format(of: data) else {
+      if let other = otherFormat(of: data) {
+        throw ImageError.unsupported(name: name, format: other, variant: "rada reads JPEG and PNG only")
+      }
       let hex = data.prefix(8).map { String(format: "%02x", $0) }.joined(separator: " ")
       throw ImageError.unknownFormat(name: name, firstBytes: hex)
     }
@@ -111,6 +147,9 @@ public enum ImageDecoder {
       case .jpeg: return rada_decode_jpeg(base, raw.count, &image, &message, message.count)
       case .png: return rada_decode_png(base, raw.count, &image, &message, message.count)
       }
+    }
+    if status == RADA_IMAGE_UNSUPPORTED {
+      throw ImageError.unsupported(name: name, format: format.rawValue, variant: String(cString: message))
     }
     guard status == 0, let pixels = image.pixels else {
       let reason = String(cString: message)
@@ -131,6 +170,8 @@ public enum ImageDecoder {
       mode = .palette
     } else if image.isBilevel != 0 {
       mode = .bilevel
+    } else if image.isCMYK != 0 {
+      mode = .cmyk
     } else {
       switch channels {
       case 1: mode = .gray

@@ -222,13 +222,14 @@ public enum ImageResize {
   }
 
   /// Image.resize(size, BICUBIC) on an image in its own mode, as Pillow 13 does it: P and 1 use NEAREST,
-  /// LA and RGBA are resized premultiplied (RGBa / La) and converted back, I;16 uses the double path.
+  /// LA and RGBA are resized premultiplied (RGBa / La) and converted back, I;16 uses the double path,
+  /// CMYK is resized per channel like RGB.
   public static func resize(_ image: DecodedImage, width toWidth: Int, height toHeight: Int) -> DecodedImage {
     precondition(toWidth > 0 && toHeight > 0, "ImageResize: target size \(toWidth)x\(toHeight)")
     let (w, h, c) = (image.width, image.height, image.channels)
     if w == toWidth && h == toHeight { return image }
     switch image.mode {
-    case .gray, .rgb:
+    case .gray, .rgb, .cmyk:
       return DecodedImage(width: toWidth, height: toHeight, mode: image.mode,
                           pixels: bicubic8(image.pixels, width: w, height: h, channels: c,
                                            toWidth: toWidth, toHeight: toHeight))
@@ -281,6 +282,15 @@ public enum ImageCrop {
     return DecodedImage(width: width, height: height, mode: image.mode, pixels: out)
   }
 
+  /// One RGB sample from one C, M or Y sample and K, as Pillow's Convert.c cmyk2rgb (no colour management):
+  /// nk = 255 - k, out = CLIP8(nk - MULDIV255(v, nk)). MULDIV255 is v·nk/255 rounded, never above nk, so
+  /// the difference lies in 0...nk and CLIP8 never clips.
+  @inline(__always)
+  public static func cmykToRGB(_ value: UInt8, _ k: UInt8) -> UInt8 {
+    let inverseK = 255 - k
+    return inverseK - ImageResize.multiplyDivide255(value, inverseK)
+  }
+
   /// torchvision CenterCrop offsets: round((h - N) / 2) with Python's round-half-to-even.
   public static func centerOffset(_ length: Int, _ size: Int) -> Int {
     let difference = length - size
@@ -295,12 +305,19 @@ public enum ImageCrop {
          height: size, width: size)
   }
 
-  /// Image.convert("RGB"): L and 1 replicated, LA and RGBA drop alpha, I;16 clipped to 255, P already RGB.
-  /// -> (H, W, 3)
+  /// Image.convert("RGB"): L and 1 replicated, LA and RGBA drop alpha, I;16 clipped to 255, P already RGB,
+  /// CMYK through `cmykToRGB`. -> (H, W, 3)
   public static func rgb(_ image: DecodedImage) -> [UInt8] {
     let count = image.width * image.height
     switch image.mode {
     case .rgb, .palette: return image.pixels
+    case .cmyk:
+      var out = [UInt8](repeating: 0, count: count * 3)
+      for i in 0..<count {
+        let k = image.pixels[4 * i + 3]
+        for c in 0..<3 { out[3 * i + c] = cmykToRGB(image.pixels[4 * i + c], k) }
+      }
+      return out
     case .gray16:
       var out = [UInt8](repeating: 0, count: count * 3)
       for i in 0..<count {

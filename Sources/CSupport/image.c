@@ -1,6 +1,7 @@
 // JPEG and PNG decoding behind setjmp (see rada_image.h). Matches the modes and bytes Pillow 13 gives for the
-// same file: same libjpeg-turbo defaults, and for PNG the same unpacking rules (high byte of 16-bit colour,
-// P and 1 kept recognisable because Pillow resizes them with NEAREST).
+// same file: same libjpeg-turbo defaults (CMYK and YCCK JPEGs come out as CMYK, inverted like Pillow's
+// JpegImagePlugin "CMYK;I"), and for PNG the same unpacking rules (high byte of 16-bit colour, P and 1 kept
+// recognisable because Pillow resizes them with NEAREST).
 #include "rada_image.h"
 #include <setjmp.h>
 #include <stdio.h>
@@ -28,6 +29,25 @@ static void jpeg_fail(j_common_ptr info) {
   longjmp(failure->jump, 1);
 }
 
+// libjpeg errors that mean "valid file, variant this build cannot decode" rather than "corrupt": rewrites
+// `error` to name the variant and returns 1. Pillow 13 refuses 12-bit JPEGs too ("cannot handle 12-bit layers").
+static int jpeg_unsupported(const struct jpeg_error_mgr *err, char *error, size_t errorSize) {
+  switch (err->msg_code) {
+  case JERR_BAD_PRECISION:
+    snprintf(error, errorSize, "%d-bit samples; only 8-bit JPEG is supported", err->msg_parm.i[0]);
+    return 1;
+  case JERR_SOF_UNSUPPORTED:
+    snprintf(error, errorSize, "JPEG process SOF type 0x%02x (lossless or hierarchical); only baseline, "
+             "progressive and arithmetic-coded JPEG are supported", err->msg_parm.i[0]);
+    return 1;
+  case JERR_ARITH_NOTIMPL:
+    snprintf(error, errorSize, "arithmetic coding, which this libjpeg build lacks");
+    return 1;
+  default:
+    return 0;
+  }
+}
+
 // Corrupt-data warnings are ignored (Pillow decodes such files), except a premature end of file: Pillow
 // raises "image file is truncated" for that unless LOAD_TRUNCATED_IMAGES is set, so we fail too.
 static void jpeg_warn(j_common_ptr info, int level) {
@@ -47,22 +67,30 @@ int rada_decode_jpeg(const uint8_t *data, size_t size, rada_image *out, char *er
   failure.base.error_exit = jpeg_fail;
   failure.base.emit_message = jpeg_warn;
   if (setjmp(failure.jump)) {
-    snprintf(error, errorSize, "%s", failure.message);
+    int unsupported = jpeg_unsupported(&failure.base, error, errorSize);
+    if (!unsupported) snprintf(error, errorSize, "%s", failure.message);
     jpeg_destroy_decompress(&info);
     free(pixels);
-    return -1;
+    return unsupported ? RADA_IMAGE_UNSUPPORTED : -1;
   }
   jpeg_create_decompress(&info);
   jpeg_mem_src(&info, data, (unsigned long)size);
   jpeg_read_header(&info, TRUE);
+  // libjpeg guesses the colour space from the component count and the JFIF / Adobe APP14 markers (Adobe
+  // transform 2 = YCCK, otherwise 4 components = CMYK), as it does inside Pillow.
+  int isCMYK = 0;
   if (info.jpeg_color_space == JCS_GRAYSCALE) {
     info.out_color_space = JCS_GRAYSCALE;
   } else if (info.jpeg_color_space == JCS_YCbCr || info.jpeg_color_space == JCS_RGB) {
     info.out_color_space = JCS_RGB;
+  } else if (info.jpeg_color_space == JCS_CMYK || info.jpeg_color_space == JCS_YCCK) {
+    info.out_color_space = JCS_CMYK;  // libjpeg converts YCCK to CMYK itself
+    isCMYK = 1;
   } else {
-    snprintf(error, errorSize, "unsupported JPEG colour space %d (CMYK or YCCK)", (int)info.jpeg_color_space);
+    snprintf(error, errorSize, "colour space with %d components, neither gray, RGB/YCbCr nor CMYK/YCCK",
+             info.num_components);
     jpeg_destroy_decompress(&info);
-    return -1;
+    return RADA_IMAGE_UNSUPPORTED;
   }
   jpeg_start_decompress(&info);
   int channels = info.output_components;
@@ -84,10 +112,17 @@ int rada_decode_jpeg(const uint8_t *data, size_t size, rada_image *out, char *er
     return -1;
   }
   jpeg_finish_decompress(&info);
+  if (isCMYK) {
+    // Pillow opens every 4-component JPEG with raw mode "CMYK;I" ("assume adobe conventions": Photoshop
+    // stores CMYK inverted), with or without an Adobe marker, and unpacks it as 255 - v.
+    size_t count = stride * info.output_height;
+    for (size_t i = 0; i < count; i++) pixels[i] = (uint8_t)(255 - pixels[i]);
+  }
   out->width = (int)info.output_width;
   out->height = (int)info.output_height;
   out->channels = channels;
   out->bitDepth = 8;
+  out->isCMYK = isCMYK;
   out->pixels = pixels;
   jpeg_destroy_decompress(&info);
   return 0;

@@ -1,5 +1,7 @@
 // CLIP preprocessing against Pillow 13 + torchvision 0.29 + open_clip 3.3.0 (Fixtures/preprocess, written by
-// generate_preprocess_cases.py). Resize + crop results are uint8 and compared exactly; the normalised
+// generate_preprocess_cases.py; the CMYK / YCCK JPEG cases in cmyk_cases.json by generate_cmyk_cases.py, which
+// replays the same transform with Pillow + numpy after checking the replay against every torch-made case).
+// Resize + crop results are uint8 and compared exactly; the normalised
 // tensor is compared with atol 1e-6 (torch computes (v/255 - mean)/std in float32 like we do, so the
 // values should be identical; 1e-6 only allows for a different operation order).
 import CLIP
@@ -11,10 +13,19 @@ final class PreprocessTests: XCTestCase {
   struct Case: Decodable { var file: String; var size: Int; var mode: String }
   struct ResizeCase: Decodable { var file: String; var width: Int; var height: Int; var expected: String }
   struct Cases: Decodable { var cases: [Case]; var resizes: [ResizeCase] }
+  struct CMYKCases: Decodable { var cases: [Case] }
 
   func load() throws -> (URL, Cases) {
     let dir = try XCTUnwrap(Bundle.module.url(forResource: "Fixtures", withExtension: nil)).appendingPathComponent("preprocess")
     return (dir, try JSONDecoder().decode(Cases.self, from: Data(contentsOf: dir.appendingPathComponent("cases.json"))))
+  }
+
+  /// The eval-transform cases of cases.json followed by those of cmyk_cases.json.
+  func loadAllCases() throws -> (URL, [Case]) {
+    let (dir, cases) = try load()
+    let cmyk = try JSONDecoder().decode(CMYKCases.self, from: Data(contentsOf: dir.appendingPathComponent("cmyk_cases.json")))
+    XCTAssertGreaterThanOrEqual(cmyk.cases.count, 4, "cmyk_cases.json")
+    return (dir, cases.cases + cmyk.cases)
   }
 
   /// Exact comparison with a message naming the case, the mismatch count and the first bad (row, col, channel).
@@ -51,8 +62,8 @@ final class PreprocessTests: XCTestCase {
   }
 
   func testResizeCropMatchesTorchvisionExactly() throws {
-    let (dir, cases) = try load()
-    for c in cases.cases {
+    let (dir, cases) = try loadAllCases()
+    for c in cases {
       let image = try ImageDecoder.decode(path: dir.appendingPathComponent(c.file).path)
       let cropped = CLIPPreprocessor(size: c.size).resizeAndCrop(image)
       XCTAssertEqual(cropped.mode.rawValue, c.mode, "\(c.file): mode kept through resize and crop")
@@ -64,8 +75,8 @@ final class PreprocessTests: XCTestCase {
   }
 
   func testNormalisedTensorMatchesOpenCLIP() throws {
-    let (dir, cases) = try load()
-    for c in cases.cases {
+    let (dir, cases) = try loadAllCases()
+    for c in cases {
       let image = try ImageDecoder.decode(path: dir.appendingPathComponent(c.file).path)
       let preprocess = CLIPPreprocessor(size: c.size)
       let out = FloatBuffer(count: 3 * c.size * c.size)

@@ -1,7 +1,8 @@
 // Augmentation: the crop-box sampler is checked against torchvision's rules directly (bounds on area and
 // ratio, the fallback box, determinism per seed); the pixels of resized_crop for fixed boxes against
-// torchvision 0.29 + Pillow 13 fixtures (Tests/CLIPTests/Fixtures/preprocess, generate_preprocess_cases.py),
-// exactly, since they are uint8 from the same integer arithmetic.
+// torchvision 0.29 + Pillow 13 fixtures (Tests/CLIPTests/Fixtures/preprocess, generate_preprocess_cases.py, and
+// generate_cmyk_cases.py's replay for CMYK / YCCK JPEGs), exactly, since they are uint8 from the same integer
+// arithmetic.
 import CLIP
 import Foundation
 import Tensor
@@ -76,8 +77,10 @@ final class AugmentationTests: XCTestCase {
   func testResizedCropPixelsMatchTorchvision() throws {
     let dir = Self.preprocessDir
     let cases = try JSONDecoder().decode(Cases.self, from: Data(contentsOf: dir.appendingPathComponent("cases.json")))
+    let cmyk = try JSONDecoder().decode(Cases.self, from: Data(contentsOf: dir.appendingPathComponent("cmyk_cases.json")))
     XCTAssertGreaterThanOrEqual(cases.crops.count, 6)
-    for c in cases.crops {
+    XCTAssertGreaterThanOrEqual(cmyk.crops.count, 3)
+    for c in cases.crops + cmyk.crops {
       let image = try ImageDecoder.decode(path: dir.appendingPathComponent(c.file).path)
       let augmentation = Augmentation(preprocessor: CLIPPreprocessor(size: c.size))
       let out = augmentation.resizedCrop(image, box: CropBox(top: c.top, left: c.left, height: c.height, width: c.width))
