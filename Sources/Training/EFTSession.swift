@@ -180,9 +180,21 @@ public enum EFTSession {
     let tower = TowerFeatureSource(model: model, count: train.count, skipBadSamples: config.data.skipBadSamples,
                                    loadPixels: SessionParts.pixelLoader(dataset: train, imageSize: imageSize,
                                                                         augment: config.data.augment, seed: config.run.seed))
+    let sampler = GlobalBatchSampler(datasetSize: train.count, globalBatch: config.run.batchSize,
+                                     shuffle: config.run.shuffle, seed: UInt64(config.run.seed))
+    let totalSteps = config.run.steps ?? (config.run.epochs! * sampler.stepsPerEpoch)
+    // Where the step's image features come from: the tower on every augmented micro-batch, features of every
+    // (epoch, sample) the run visits extracted once into the augmented cache, or (no augmentation) one feature
+    // per sample. --skip-bad-samples replaces images within a micro-batch, which only the per-step tower does.
     let source: ImageFeatureSource
-    if config.data.augment {
+    let towerPerStep = config.data.augment && (!config.data.cacheAugmentedFeatures || config.data.skipBadSamples)
+    if towerPerStep {
       source = tower
+    } else if config.data.augment {
+      let cache = AugmentedFeatureCache(root: options.featureCacheDirectory, model: model, dataset: train,
+                                        seed: config.run.seed, maxGB: config.data.featureCacheMaxGB)
+      source = try cache.prepare(plan: AugmentedFeatureCache.plan(sampler: sampler, steps: 0..<totalSteps), tower: tower,
+                                 dataset: train, world: world, workers: config.data.loaderThreads, log: log)
     } else {
       let cache = SessionParts.featureCache(dataset: train, config: config, directory: options.featureCacheDirectory)
       source = try tower.cached(world: world, cachePath: cache.path, key: cache.key, log: log)
@@ -193,9 +205,6 @@ public enum EFTSession {
     let eft = try EFTModel(head: head, source: source, labels: train.samples.map(\.label), classFeatures: classFeatures,
                            classes: train.classNames.count, logitScale: logitScale, microBatch: microBatch)
     let optimizer = try Optimizer(config: optimizerConfig(config), table: head.table)
-    let sampler = GlobalBatchSampler(datasetSize: train.count, globalBatch: config.run.batchSize,
-                                     shuffle: config.run.shuffle, seed: UInt64(config.run.seed))
-    let totalSteps = config.run.steps ?? (config.run.epochs! * sampler.stepsPerEpoch)
     let schedule = learningRateSchedule(config, totalSteps: totalSteps, stepsPerEpoch: sampler.stepsPerEpoch)
     log("rada train (eft): \(train.count) samples, \(train.classNames.count) classes, global batch \(config.run.batchSize) "
         + "= \(world.size) rank(s) x \(microBatch) x \(config.run.accumulation) accumulation, \(totalSteps) steps, "
@@ -217,7 +226,7 @@ public enum EFTSession {
                                    cacheDirectory: options.featureCacheDirectory, log: log)
       loop.evaluate = { _ in try evaluation.metrics(head: head, logitScale: logitScale, world: world, prefix: "val") }
     }
-    if config.data.augment {
+    if towerPerStep {
       // Decode + augment upcoming micro-batches on background threads while the step computes.
       let accumulation = config.run.accumulation, rank = world.rank, size = world.size
       tower.prefetch(plan: { index in

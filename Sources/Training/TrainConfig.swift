@@ -24,6 +24,12 @@ public struct TrainConfig: Codable, Equatable {
     /// Random resized crop + flip for training images; off = center crop (and features can be cached).
     public var augment = true
     public var skipBadSamples = false
+    /// EFT with augmentation: extract the frozen tower's features of every (epoch, sample) the run visits once,
+    /// into the feature cache that later runs and sweep members reuse, then train the head only
+    /// (AugmentedFeatureCache.swift). false: the tower runs on every augmented micro-batch.
+    public var cacheAugmentedFeatures = true
+    /// Bound on the feature cache directory: the least recently written entries go first (0: no bound).
+    public var featureCacheMaxGB = 20.0
     public var loaderThreads = 1
     public var prefetchBatches = 2
   }
@@ -292,6 +298,9 @@ extension TrainConfig {
       throw bad("data.loaderThreads", data.loaderThreads, "loader threads and prefetch batches must be >= 1")
     }
     if fft.bucketMB <= 0 { throw bad("fft.bucketMB", fft.bucketMB, "must be > 0") }
+    guard data.featureCacheMaxGB >= 0, data.featureCacheMaxGB.isFinite else {
+      throw bad("data.featureCacheMaxGB", data.featureCacheMaxGB, "must be a finite number of GB >= 0 (0: no bound)")
+    }
     guard ["auto", "always", "never"].contains(fft.overlap) else {
       throw bad("fft.overlap", fft.overlap, "use auto, always or never")
     }

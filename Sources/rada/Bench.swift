@@ -22,7 +22,7 @@ struct Bench: ParsableCommand {
       the fraction of the sgemm ceiling measured in the same process at the same thread count, and peak RSS.
       """,
     subcommands: [BenchCLIP.self, BenchRAda.self, BenchTTT.self, BenchData.self, BenchAllreduce.self,
-                  BenchScaling.self, BenchKernels.self])
+                  BenchScaling.self, BenchKernels.self, BenchSweep.self])
 }
 
 /// Options every bench subcommand shares.
@@ -119,18 +119,28 @@ final class BenchRunner {
                              repeats: times.count, medianS: median, minS: sorted.first!, maxS: sorted.last!,
                              items: items, itemsPerS: items / median, gflops: gflops, sgemmCeilingGflops: ceiling,
                              fractionOfCeiling: gflops.map { $0 / ceiling }, peakRssMb: peak[0], extra: extraValues)
+    report(result)
+  }
+
+  /// Prints one result on the coordinator: a JSON line with --json, else a readable line.
+  func report(_ result: BenchResult) {
     guard world.isCoordinator else { return }
     if options.json {
       let encoder = JSONEncoder()
       encoder.keyEncodingStrategy = .convertToSnakeCase
       encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-      print(String(decoding: try encoder.encode(result), as: UTF8.self))
+      print(String(decoding: (try? encoder.encode(result)) ?? Data("{}".utf8), as: UTF8.self))
     } else {
-      var line = pad(workload, 22) + pad(config, 30)
-        + String(format: "%8.4f s (min %.4f, max %.4f)  %10.2f items/s", median, sorted.first!, sorted.last!, items / median)
-      if let gflops { line += String(format: "  %7.1f GFLOP/s (%4.1f%% of %.0f)", gflops, 100 * gflops / ceiling, ceiling) }
-      line += String(format: "  peak %.0f MB", peak[0])
-      for (key, value) in (extraValues ?? [:]).sorted(by: { $0.key < $1.key }) { line += "  \(key) \(String(format: "%.4g", value))" }
+      var line = pad(result.workload, 22) + pad(result.config, 30)
+        + String(format: "%8.4f s (min %.4f, max %.4f)  %10.2f items/s", result.medianS, result.minS, result.maxS,
+                 result.itemsPerS)
+      if let gflops = result.gflops {
+        line += String(format: "  %7.1f GFLOP/s (%4.1f%% of %.0f)", gflops, 100 * gflops / ceiling, ceiling)
+      }
+      line += String(format: "  peak %.0f MB", result.peakRssMb)
+      for (key, value) in (result.extra ?? [:]).sorted(by: { $0.key < $1.key }) {
+        line += "  \(key) \(String(format: "%.4g", value))"
+      }
       print(line)
     }
     fflush(stdout)

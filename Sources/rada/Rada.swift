@@ -7,7 +7,7 @@ struct Rada: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "rada",
     abstract: "Fine-tune CLIP with RAda (rational adaptation), data-parallel over MPI.",
-    subcommands: [Info.self, SelfTest.self, Tokenize.self, Train.self, Pretrain.self, Synth.self, Preprocess.self, Embed.self, CreateModel.self, ConvertModel.self, Bench.self, Report.self, TTT.self, Eval.self, Zeroshot.self, Sweep.self])
+    subcommands: [Info.self, SelfTest.self, Tokenize.self, Train.self, Pretrain.self, Synth.self, Preprocess.self, Embed.self, CreateModel.self, ConvertModel.self, Bench.self, Report.self, TTT.self, Eval.self, Zeroshot.self, Sweep.self, Features.self])
 }
 
 /// Options every computing command shares.

@@ -53,6 +53,8 @@ struct Train: ParsableCommand {
   @Option(help: "auto, bar, lines or none (auto: a live bar only when the job's output is a terminal).")
   var progress: ProgressMode?
   @Option(name: .customLong("feature-cache"), help: "Feature cache folder (default ~/.cache/rada/features).") var featureCache: String?
+  @Option(name: .customLong("feature-cache-max-gb"), help: "Bound on the feature cache folder in GB (oldest entries go first; 0: none).")
+  var featureCacheMaxGB: Double?
   @OptionGroup var runtime: RuntimeOptions
 
   func validate() throws {
@@ -101,6 +103,7 @@ struct Train: ParsableCommand {
     if let checkpointEvery { c.run.checkpointEvery = checkpointEvery }
     if let logEvery { c.run.logEvery = logEvery }
     if let progress { c.run.progress = progress }
+    if let featureCacheMaxGB { c.data.featureCacheMaxGB = featureCacheMaxGB }
     for o in overrides { try c.apply(override: o) }
     return c
   }
