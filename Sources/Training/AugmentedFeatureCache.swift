@@ -106,13 +106,26 @@ public struct AugmentedFeatureCache {
 
   /// Every rank ends with the features of `plan` in memory: read from the coordinator's cache where present,
   /// extracted by all ranks (fixed global blocks of `block` images, decoded on `workers` threads) where not.
+  /// `progress` (coordinator) hears where the extraction is, at most every 2 s: the run directory keeps it for
+  /// `rada sweep status` (SweepState.extractionFile); the console hears it every 10 s.
   public func prepare(plan: [Int: [Int]], tower: TowerFeatureSource, dataset: Dataset, world: Collective,
-                      block: Int = 32, workers: Int = 1, log: (String) -> Void) throws -> EpochFeatureSource {
+                      block: Int = 32, workers: Int = 1, log: (String) -> Void,
+                      progress: (String) -> Void = { _ in }) throws -> EpochFeatureSource {
     guard count < 1 << 24 else { throw FeatureCacheError.tooLarge(samples: count) }
     let source = EpochFeatureSource(count: count, dim: dim)
     var extracted = 0, reused = 0
     let started = Date()
-    for epoch in plan.keys.sorted() {
+    let total = plan.values.reduce(0) { $0 + $1.count }
+    var lastProgress = Date.distantPast, lastLog = Date()
+    func tell(_ text: String) {
+      guard world.isCoordinator else { return }
+      let now = Date()
+      if now.timeIntervalSince(lastProgress) >= 2 { progress(text); lastProgress = now }
+      if now.timeIntervalSince(lastLog) >= 10 { log(text); lastLog = now }
+    }
+    for (index, epoch) in plan.keys.sorted().enumerated() {
+      tell("augmented features: epoch \(index + 1) of \(plan.count), \(extracted + reused) of \(total) images ready "
+           + "(\(extracted) extracted, \(reused) read)")
       let needed = plan[epoch] ?? []
       // 1. The coordinator locks the epoch, reads what the cache holds, and says which positions are missing.
       var lock: FileLock?
@@ -127,6 +140,7 @@ public struct AugmentedFeatureCache {
         try world.allReduceMax(&held)
         if held[0] == 0 { break }
         if !waiting { log("waiting for another job that extracts epoch \(epoch) into \(directory)"); waiting = true }
+        tell("augmented features: waiting for another job that extracts epoch \(epoch) into \(directory)")
         usleep(500_000)
       }
       if world.isCoordinator {
@@ -146,6 +160,9 @@ public struct AugmentedFeatureCache {
         defer { tower.stopPrefetch() }
         let local = try shard.computeLocal(rank: world.rank, width: dim) { block, out in
           try tower.features(positions: Array(missing[block]), epoch: epoch, into: out)
+          tell("augmented features: epoch \(index + 1) of \(plan.count), extracting (rank 0 at image "
+               + "\(block.upperBound - shard.positions(rank: world.rank).lowerBound) of its "
+               + "\(shard.positions(rank: world.rank).count)); \(extracted + reused) of \(total) images ready")
         }
         fresh = try shard.gather(local, width: dim, world: world)
         extracted += missing.count

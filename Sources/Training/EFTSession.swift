@@ -193,8 +193,11 @@ public enum EFTSession {
     } else if config.data.augment {
       let cache = AugmentedFeatureCache(root: options.featureCacheDirectory, model: model, dataset: train,
                                         seed: config.run.seed, maxGB: config.data.featureCacheMaxGB)
+      let phase = runDirectory.file(SweepState.extractionFile)
       source = try cache.prepare(plan: AugmentedFeatureCache.plan(sampler: sampler, steps: 0..<totalSteps), tower: tower,
-                                 dataset: train, world: world, workers: config.data.loaderThreads, log: log)
+                                 dataset: train, world: world, workers: config.data.loaderThreads, log: log,
+                                 progress: { try? runDirectory.writeAtomically(SweepState.extractionFile, $0 + "\n") })
+      if world.isCoordinator { try? FileManager.default.removeItem(atPath: phase) }
     } else {
       let cache = SessionParts.featureCache(dataset: train, config: config, directory: options.featureCacheDirectory)
       source = try tower.cached(world: world, cachePath: cache.path, key: cache.key, log: log)

@@ -150,6 +150,9 @@ public enum SweepState {
     out + "/runs/" + configuration.runName
   }
 
+  /// RUN/extraction.txt: one line on the augmented feature extraction, present while it runs.
+  public static let extractionFile = "extraction.txt"
+
   public static func record(out: String, configuration: SweepConfiguration) -> SweepRunRecord {
     let directory = runDirectory(out: out, configuration: configuration)
     let fm = FileManager.default
@@ -163,6 +166,11 @@ public enum SweepState {
     if let holder = SweepLock.liveHolder(directory: directory) {
       record.status = .running
       record.detail = holder.summary
+      // The EFT feature extraction phase (before any step): where it is, from the run directory.
+      if let phase = fm.contents(atPath: directory + "/" + extractionFile) {
+        record.detail += "; " + String(decoding: phase.prefix(300), as: UTF8.self)
+          .trimmingCharacters(in: .whitespacesAndNewlines)
+      }
     } else if let data = fm.contents(atPath: directory + "/" + failedFile) {
       record.status = .failed
       record.detail = String(decoding: data, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? "failed"

@@ -297,6 +297,11 @@ final class SweepTests: XCTestCase {
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     try JSONEncoder().encode(live).write(to: URL(fileURLWithPath: dir + "/" + SweepLock.fileName))
     XCTAssertEqual(SweepState.record(out: directory, configuration: config).status, .running)
+    // ...and says where its feature extraction is while that runs.
+    try "augmented features: epoch 2 of 5, 96 of 480 images ready\n".write(
+      toFile: dir + "/" + SweepState.extractionFile, atomically: true, encoding: .utf8)
+    let record = SweepState.record(out: directory, configuration: config)
+    XCTAssertTrue(record.detail.hasSuffix("; augmented features: epoch 2 of 5, 96 of 480 images ready"), record.detail)
   }
 
   func testLockAcrossProcessesOnlyOneWins() throws {
