@@ -13,6 +13,8 @@ import Tensor
 public struct SessionOptions {
   public var resume = false
   public var featureCacheDirectory: String?
+  /// EFT with augmentation: stop once the augmented features are in the cache (`rada sweep`'s extraction phase).
+  public var extractFeaturesOnly = false
   public var log: (String) -> Void = { print($0); fflush(stdout) }
   public init(resume: Bool = false, featureCacheDirectory: String? = nil) {
     self.resume = resume; self.featureCacheDirectory = featureCacheDirectory
@@ -198,6 +200,7 @@ public enum EFTSession {
                                  dataset: train, world: world, workers: config.data.loaderThreads, log: log,
                                  progress: { try? runDirectory.writeAtomically(SweepState.extractionFile, $0 + "\n") })
       if world.isCoordinator { try? FileManager.default.removeItem(atPath: phase) }
+      if options.extractFeaturesOnly { return TrainSummary(steps: 0, finalMetrics: [:], lossHistory: []) }
     } else {
       let cache = SessionParts.featureCache(dataset: train, config: config, directory: options.featureCacheDirectory)
       source = try tower.cached(world: world, cachePath: cache.path, key: cache.key, log: log)

@@ -50,8 +50,23 @@ public final class SweepRunner {
   /// The full command for one configuration.
   public func command(for configuration: SweepConfiguration) -> [String] {
     let directory = SweepState.runDirectory(out: options.out, configuration: configuration)
-    let train = [options.rada, "train"] + configuration.arguments
-      + ["--run-dir", directory, "--resume", "auto", "--threads", String(spec.threads)]
+    return launched([options.rada, "train"] + configuration.arguments
+      + ["--run-dir", directory, "--resume", "auto", "--threads", String(spec.threads)])
+  }
+
+  /// The extraction-phase command for one configuration: the same training arguments with every core
+  /// (threads = cores / ranks) and --extract-features-only, in a scratch run directory.
+  public func extractionCommand(for configuration: SweepConfiguration) -> [String] {
+    let threads = max(1, options.cores / max(1, spec.ranks))
+    return launched([options.rada, "train"] + configuration.arguments
+      + ["--run-dir", extractionDirectory + "/" + configuration.runName, "--extract-features-only",
+         "--threads", String(threads)])
+  }
+
+  /// OUT/.extraction: scratch run directories and logs of the extraction phase.
+  var extractionDirectory: String { options.out + "/.extraction" }
+
+  private func launched(_ train: [String]) -> [String] {
     switch launcher() {
     case .direct, .auto: return train
     case .srun:
@@ -103,6 +118,8 @@ public final class SweepRunner {
       options.log("  failed before, not retried (pass --retry-failed): \(r.configuration.readableKey): \(r.detail)")
     }
     try writeResults()
+    // Runs that leave cores idle (several at once, or fewer threads than cores) extract faster first, all together.
+    if !queue.isEmpty && spec.ranks * spec.threads < options.cores && !StopSignal.isRequested { extractFeatures(queue) }
 
     var active: [Active] = []
     var stopped = false
@@ -175,6 +192,46 @@ public final class SweepRunner {
     let records = SweepState.records(out: options.out, spec: spec)
     try SweepResults.write(records, spec: spec, specPath: options.specPath, out: options.out)
     return records
+  }
+
+  // MARK: the extraction phase
+
+  /// EFT with augmentation: before the runs, each queued configuration's augmented image features go into the
+  /// feature cache, one configuration at a time with every core, so the runs that follow (in parallel) train the
+  /// head only. Configurations that share a cache entry (they differ in lr, α, temperature, weight decay...) find
+  /// it complete and end at once; other settings end at once too. A failure here is only reported: the run then
+  /// extracts (or fails) itself. OUT/extraction.txt says where the phase is (`rada sweep status`).
+  func extractFeatures(_ queue: [SweepConfiguration]) {
+    let statusPath = options.out + "/" + SweepState.extractionFile
+    defer { unlink(statusPath); try? FileManager.default.removeItem(atPath: extractionDirectory) }
+    try? FileManager.default.createDirectory(atPath: extractionDirectory, withIntermediateDirectories: true)
+    options.log("sweep \(spec.name): extracting image features for \(queue.count) configuration(s) first, "
+                + "one at a time on all \(options.cores) core(s)")
+    let started = Date()
+    for (i, configuration) in queue.enumerated() where !StopSignal.isRequested {
+      try? Data("features for \(configuration.readableKey) (\(i + 1) of \(queue.count))\n".utf8)
+        .write(to: URL(fileURLWithPath: statusPath))
+      let log = extractionDirectory + "/" + configuration.runName + ".log"
+      var status: Int32 = 0
+      do {
+        let pid = try spawn(extractionCommand(for: configuration), logPath: log)
+        var signalled = false
+        while true {
+          if StopSignal.isRequested && !signalled { stopChild(pid); signalled = true }
+          let r = waitpid(pid, &status, WNOHANG)
+          if r == pid { break }
+          if r < 0 && errno != EINTR { status = 1 << 8; break }
+          usleep(100_000)
+        }
+      } catch {
+        status = 1 << 8
+      }
+      if exitCode(status) != 0 && !StopSignal.isRequested {
+        options.log("  feature extraction for \(configuration.readableKey) failed (\(lastError(logPath: log))); "
+                    + "its run extracts what it needs itself")
+      }
+    }
+    options.log(String(format: "sweep %@: feature extraction done in %.0f s", spec.name, Date().timeIntervalSince(started)))
   }
 
   // MARK: one child

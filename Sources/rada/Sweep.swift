@@ -96,6 +96,9 @@ struct Sweep: ParsableCommand {
         try? SweepResults.write(records, spec: spec, specPath: options.specPath, out: options.out)
       }
       print(SweepStatusTable.format(records, spec: spec))
+      if let phase = FileManager.default.contents(atPath: options.out + "/" + SweepState.extractionFile) {
+        print("extracting " + String(decoding: phase.prefix(300), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+      }
     }
   }
 

@@ -53,6 +53,10 @@ struct Train: ParsableCommand {
   @Option(help: "auto, bar, lines or none (auto: a live bar only when the job's output is a terminal).")
   var progress: ProgressMode?
   @Option(name: .customLong("feature-cache"), help: "Feature cache folder (default ~/.cache/rada/features).") var featureCache: String?
+  @Flag(name: .customLong("extract-features-only"), help: ArgumentHelp(
+    "EFT with augmentation: put the image features this run needs into the feature cache, then exit.",
+    discussion: "What `rada sweep` runs first for each configuration, with all cores; other settings exit at once."))
+  var extractFeaturesOnly = false
   @Option(name: .customLong("feature-cache-max-gb"), help: "Bound on the feature cache folder in GB (oldest entries go first; 0: none).")
   var featureCacheMaxGB: Double?
   @OptionGroup var runtime: RuntimeOptions
@@ -110,8 +114,13 @@ struct Train: ParsableCommand {
 
   func run() throws {
     let (config, world) = try startTraining(resolvedConfig, threads: runtime.threads)
+    if extractFeaturesOnly && (config.setting != "eft" || !config.data.augment || !config.data.cacheAugmentedFeatures) {
+      if world.isCoordinator { print("rada train --extract-features-only: nothing to extract (not EFT with augmentation and the cache)") }
+      return
+    }
     try runOnAllRanks(world) {
-      let options = SessionOptions(resume: resume == "auto", featureCacheDirectory: featureCache)
+      var options = SessionOptions(resume: resume == "auto", featureCacheDirectory: featureCache)
+      options.extractFeaturesOnly = extractFeaturesOnly
       switch config.setting {
       case "fft": _ = try FFTSession.run(config: config, world: world, options: options)
       default: _ = try EFTSession.run(config: config, world: world, options: options)

@@ -350,6 +350,15 @@ final class SweepTests: XCTestCase {
     XCTAssertEqual(Array(mpi.suffix(12)), ["/bin/rada", "train", "--steps", "2", "--lr", "1", "--run-dir", dir, "--resume", "auto", "--threads", "2"])
     options.launcher = .srun
     XCTAssertEqual(Array(SweepRunner(spec: spec, options: options).command(for: config).prefix(3)), ["srun", "--mpi=pmix", "--kill-on-bad-exit=1"])
+    // The extraction phase: the same arguments with every core (8 cores / 2 ranks = 4 threads), a scratch run
+    // directory, and --extract-features-only.
+    options.launcher = .mpirun
+    options.cores = 8
+    let extraction = SweepRunner(spec: spec, options: options).extractionCommand(for: config)
+    XCTAssertEqual(Array(extraction.prefix(5)), ["mpirun", "-np", "2", "--bind-to", "none"])
+    XCTAssertEqual(Array(extraction.suffix(11)), ["/bin/rada", "train", "--steps", "2", "--lr", "1", "--run-dir",
+                                                  "/o/.extraction/" + config.runName, "--extract-features-only",
+                                                  "--threads", "4"])
   }
 }
 

@@ -3,7 +3,8 @@
 #       like the uncached one (the tower on every augmented micro-batch): same loss at every step within 1e-6
 #       relative. A second run with another alpha reads every feature from the cache; 2 ranks extract byte-identical
 #       epoch files; more epochs extract only the new one; two jobs started together extract each epoch once; a damaged epoch file is found by `rada features verify`,
-#       reported by the next run and extracted again (same losses); an unwritable cache folder only warns;
+#       reported by the next run and extracted again (same losses); an unwritable cache folder only warns; a sweep
+#       extracts first with all cores and its runs extract nothing;
 #       `rada features rm --all` empties the cache.
 # Example: bash launch/tests/feature-cache.sh .build/debug/rada
 # Expected: "feature-cache: ok ..." and exit 0 (77 = skipped when mpirun is missing). About 20 s on 2 idle cores.
@@ -76,7 +77,28 @@ same_losses "$tmp/cached/metrics.jsonl" "$tmp/repaired/metrics.jsonl" || fail "t
 run nowhere --epochs 1 --feature-cache "$tmp/tiny.safetensors/cache"
 said nowhere "could not write the feature cache"
 
-# 7. Listing and removal.
+# 7. `rada sweep` (2 alphas, 1 thread each on this machine's cores): its extraction phase fills the cache with all
+#    cores first, so both runs read every feature and extract nothing.
+cat > "$tmp/sweep.yaml" <<SPEC
+args: [--setting, eft, --model, $tmp/tiny.safetensors, --train, "imagefolder:$tmp/data/train", --epochs, "2",
+       --batch-size, "8", --log-every, "4", --feature-cache, $tmp/c4]
+grid:
+  alpha: [0, 1]
+ranks: 1
+threads: 1
+metric: train/loss
+mode: min
+SPEC
+if [ "$(nproc)" -ge 2 ]; then
+  "$rada" sweep "$tmp/sweep.yaml" --out "$tmp/sw" --max-parallel 2 >"$tmp/sweep.log" 2>&1 || { cat "$tmp/sweep.log"; fail "sweep"; }
+  grep -q "extracting image features for 2 configuration(s) first" "$tmp/sweep.log" || { cat "$tmp/sweep.log"; fail "no extraction phase"; }
+  for log in "$tmp"/sw/runs/*/sweep.log; do
+    grep -q "64 read from the cache, 0 extracted" "$log" || { cat "$log"; fail "a sweep run extracted features itself"; }
+  done
+  [ ! -e "$tmp/sw/.extraction" ] || fail "the extraction phase left its scratch folder"
+fi
+
+# 8. Listing and removal.
 "$rada" features ls --dir "$tmp/c1" | grep -q "augmented, 4 epoch(s)" || fail "features ls"
 "$rada" features rm --all --dir "$tmp/c1" >/dev/null || fail "features rm --all"
 [ -z "$(ls "$tmp/c1")" ] || fail "features rm --all left $(ls "$tmp/c1")"
