@@ -189,14 +189,20 @@ public enum EFTSession {
     // (epoch, sample) the run visits extracted once into the augmented cache, or (no augmentation) one feature
     // per sample. --skip-bad-samples replaces images within a micro-batch, which only the per-step tower does.
     let source: ImageFeatureSource
-    let towerPerStep = config.data.augment && (!config.data.cacheAugmentedFeatures || config.data.skipBadSamples)
+    var towerPerStep = config.data.augment && (!config.data.cacheAugmentedFeatures || config.data.skipBadSamples)
+    let plan = config.data.augment && !towerPerStep
+      ? AugmentedFeatureCache.plan(sampler: sampler, steps: 0..<totalSteps) : [:]
+    if let tooLarge = AugmentedFeatureCache.memoryProblem(plan: plan, dim: model.config.embedDim, world: world) {
+      log("augmented feature cache not used: \(tooLarge); the tower runs on every augmented micro-batch")
+      towerPerStep = true
+    }
     if towerPerStep {
       source = tower
     } else if config.data.augment {
       let cache = AugmentedFeatureCache(root: options.featureCacheDirectory, model: model, dataset: train,
                                         seed: config.run.seed, maxGB: config.data.featureCacheMaxGB)
       let phase = runDirectory.file(SweepState.extractionFile)
-      source = try cache.prepare(plan: AugmentedFeatureCache.plan(sampler: sampler, steps: 0..<totalSteps), tower: tower,
+      source = try cache.prepare(plan: plan, tower: tower,
                                  dataset: train, world: world, workers: config.data.loaderThreads, log: log,
                                  progress: { try? runDirectory.writeAtomically(SweepState.extractionFile, $0 + "\n") })
       if world.isCoordinator { try? FileManager.default.removeItem(atPath: phase) }
