@@ -25,6 +25,13 @@ public struct EvalResult: Codable, Equatable {
   }
 }
 
+/// Zero-shot CLIP's scores: logits (n, K) = s · f (n, D) · t (K, D)ᵀ, with s the linear logit scale and f, t
+/// L2-normalised image and class features.
+public func zeroShotLogits(features: Floats, count: Int, classFeatures: Floats, classes: Int, dim: Int, scale: Float,
+                           into logits: MutableFloats) {
+  gemm(.noTranspose, .transpose, m: count, n: classes, k: dim, alpha: scale, a: features, b: classFeatures, c: logits)
+}
+
 /// Harmonic mean of base and new accuracy, as CoOp/CoCoOp report it.
 public func harmonicMean(_ a: Double, _ b: Double) -> Double { a + b > 0 ? 2 * a * b / (a + b) : 0 }
 
@@ -54,9 +61,8 @@ public struct Evaluator {
                                       batch: n, classes: classes, logitScale: logitScale, workspace: workspace)
         out.update(from: logits, count: n * classes)
       } else {
-        // logits (n, K) = s · f (n, D) · t (K, D)ᵀ
-        gemm(.noTranspose, .transpose, m: n, n: classes, k: dim, alpha: scale, a: features.readOnly,
-             b: classFeatures.readOnly, c: out)
+        zeroShotLogits(features: features.readOnly, count: n, classFeatures: classFeatures.readOnly, classes: classes,
+                       dim: dim, scale: scale, into: out)
       }
     }
 

@@ -4,7 +4,6 @@
 import ArgumentParser
 import CLIP
 import Foundation
-import Kernels
 import Tensor
 import Training
 
@@ -52,16 +51,14 @@ struct Zeroshot: ParsableCommand {
     }
     let features = clip.encodeImages(pixels: pixels, count: images.count, normalize: true)
     let scale = Float(logitScale ?? exp(Double(clip.logitScale)))
-    // logits (n, K) = s · f (n, E) · t (K, E)ᵀ
-    var logits = [Float](repeating: 0, count: images.count * k)
-    features.withUnsafeBufferPointer { f in
-      logits.withUnsafeMutableBufferPointer { out in
-        gemm(.noTranspose, .transpose, m: images.count, n: k, k: e, alpha: scale, a: f.baseAddress!, b: text.readOnly,
-             c: out.baseAddress!)
-      }
+    let logits = FloatBuffer(count: max(1, images.count * k))
+    let f = FloatBuffer(features)
+    withExtendedLifetime((f, text)) {
+      zeroShotLogits(features: f.readOnly, count: images.count, classFeatures: text.readOnly, classes: k, dim: e,
+                     scale: scale, into: logits.pointer)
     }
     for (i, path) in images.enumerated() {
-      let row = logits[(i * k)..<((i + 1) * k)].map(Double.init)
+      let row = (0..<k).map { Double(logits[i * k + $0]) }
       let best = row.max()!
       let exps = row.map { exp($0 - best) }
       let total = exps.reduce(0, +)

@@ -106,16 +106,4 @@ final class PreprocessTests: XCTestCase {
     XCTAssertEqual(ImageCrop.centerOffset(35, 32), 2)
     XCTAssertEqual(ImageCrop.centerOffset(48, 32), 8)
   }
-
-  /// A 500x375 RGB image to (3, 224, 224) should take a few ms in a release build; in debug only report.
-  func testSpeedReport() {
-    var pixels = [UInt8](repeating: 0, count: 500 * 375 * 3)
-    for i in pixels.indices { pixels[i] = UInt8(truncatingIfNeeded: i &* 2654435761 >> 13) }
-    let image = DecodedImage(width: 500, height: 375, mode: .rgb, pixels: pixels)
-    let preprocess = CLIPPreprocessor(size: 224)
-    let out = FloatBuffer(count: 3 * 224 * 224)
-    let start = Date()
-    for _ in 0..<3 { preprocess(image, into: out.pointer) }
-    print(String(format: "preprocess 500x375 -> 224: %.2f ms per image", Date().timeIntervalSince(start) / 3 * 1000))
-  }
 }
