@@ -3,8 +3,9 @@
 //         forward + backward, contrastive loss, AdamW) for the small config, ViT-B/32 and ViT-B/16.
 //   rada: EFT step (frozen ViT-B/16 image forward B 32 + head forward/backward + AdamW, K 100) and the head
 //         alone on cached features (B 32, D 512, K 100 and 1000).
-//   ttt:  one test image: 64 views through the frozen image tower + one head step on the entropy of the averaged
-//         confident views (K 200).
+//   ttt:  one test image through production's TTT path (TTTViewEncoder + TestTimeAdapter): 64 views of a decoded
+//         image through the frozen image tower, head scores, one head step on the entropy of the averaged
+//         confident views, prediction, reset (K 200).
 // Shapes: B batch, K classes, D = E joint dim, S image side, T tokens, V vocab.
 import ArgumentParser
 import CLIP
@@ -198,7 +199,7 @@ struct BenchCLIP: ParsableCommand {
 
 // MARK: - RAda head
 
-/// One head step on given image features: forward, CE + α·L∞ (or a caller-written dLogits), backward, AdamW.
+/// One head step on given image features: forward, CE + α·L∞, backward, AdamW.
 final class HeadStep {
   let head: RAdaHead
   let workspace: RAdaWorkspace
@@ -218,50 +219,14 @@ final class HeadStep {
     labels = (0..<batch).map { $0 % classes }
   }
 
-  /// Forward on f (B, D). With `entropyOfConfident` the loss is TTT's (see `writeEntropyGradient`), else CE + α·L∞.
-  func run(features: Floats, entropyOfConfident: Int? = nil) throws {
+  /// Forward on f (B, D), CE + α·L∞, backward, AdamW.
+  func run(features: Floats) throws {
     head.gradients.zero()
     try head.forward(imageFeatures: features, textFeatures: classFeatures.readOnly, batch: batch, classes: classes,
                      logitScale: logitScale, workspace: workspace)
-    if let selected = entropyOfConfident {
-      writeEntropyGradient(selected: selected)
-    } else {
-      _ = try head.loss(labels: labels, workspace: workspace)
-    }
+    _ = try head.loss(labels: labels, workspace: workspace)
     try head.backward(workspace: workspace)
     optimizer.step(parameters: head.parameters, gradients: head.gradients, lr: 1e-4)
-  }
-
-  /// TPT-style test-time loss over the B views: keep the `selected` views of lowest softmax entropy, average
-  /// their probabilities p̄ (K), loss = -Σ p̄ log p̄. For a kept view v with probs p_v:
-  ///   d loss / d logit_v,j = -(1/n)·p_v,j·(log p̄_j - Σ_l p_v,l log p̄_l)     (n = selected); other views 0.
-  /// Writes dLogits (B, K) and turns the mask regulariser off. Plain loops: B·K is small.
-  func writeEntropyGradient(selected: Int) {
-    let k = classes, logits = workspace.logits.readOnly, d = workspace.dLogits.pointer
-    var probs = [Float](repeating: 0, count: batch * k), entropy = [Float](repeating: 0, count: batch)
-    for v in 0..<batch {
-      let row = logits + v * k
-      var best = row[0]
-      for j in 1..<k where row[j] > best { best = row[j] }
-      var sum: Float = 0
-      for j in 0..<k { let e = Foundation.exp(row[j] - best); probs[v * k + j] = e; sum += e }
-      for j in 0..<k {
-        probs[v * k + j] /= sum
-        let p = probs[v * k + j]
-        if p > 0 { entropy[v] -= p * Foundation.log(p) }
-      }
-    }
-    let kept = (0..<batch).sorted { entropy[$0] < entropy[$1] }.prefix(selected)
-    var mean = [Float](repeating: 0, count: k)
-    for v in kept { for j in 0..<k { mean[j] += probs[v * k + j] / Float(kept.count) } }
-    let logMean = mean.map { Foundation.log(max($0, 1e-12)) }
-    d.update(repeating: 0, count: batch * k)
-    for v in kept {
-      var inner: Float = 0
-      for j in 0..<k { inner += probs[v * k + j] * logMean[j] }
-      for j in 0..<k { d[v * k + j] = -probs[v * k + j] * (logMean[j] - inner) / Float(kept.count) }
-    }
-    workspace.maskLossWeight = 0
   }
 }
 
@@ -299,7 +264,13 @@ struct BenchRAda: ParsableCommand {
 
 struct BenchTTT: ParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "ttt", abstract: "Test-time training of one image: 64 views forward (ViT-B/16) + one head step, K 200.")
+    commandName: "ttt", abstract: "Test-time training of one image: 64 views forward (ViT-B/16) + one head step, K 200.",
+    discussion: """
+      Runs production's per-image path (Training/TTTSession.swift): TTTViewEncoder makes the views of a 500x375
+      image (plain view + random resized crops with flips) and runs the frozen tower on them, TestTimeAdapter scores
+      every view with the head, keeps the most confident, takes one AdamW step on the entropy of their mean,
+      predicts the plain view and resets the head.
+      """)
 
   @OptionGroup var options: BenchOptions
   @Option(help: "Image tower.") var model = "vit-b-16"
@@ -307,22 +278,34 @@ struct BenchTTT: ParsableCommand {
   @Option(help: "Classes.") var classes = 200
   @Option(help: "Confident views kept for the entropy loss (TPT keeps 10%).") var selected = 6
 
+  func validate() throws {
+    guard views >= 1, classes >= 1, selected >= 1, selected <= views else {
+      throw ValidationError("--views, --classes and --selected must be >= 1, with --selected <= --views.")
+    }
+  }
+
   func run() throws {
     let runner = try BenchRunner(options: options)
     let config = try benchConfig(model)
-    let views = self.views, classes = self.classes, selected = self.selected
+    let views = self.views, classes = self.classes
+    // keep fraction p with int(p·V) = selected (TTTOptions.keptViews)
+    let ttt = TTTOptions(views: views, keepFraction: Double(selected) / Double(views), steps: 1, lr: 5e-3)
     try runner.measure("ttt/image", "\(model) v\(views) k\(classes)", items: 1,
                        flops: BenchFLOPs.visionForward(config, batch: views)
                          + BenchFLOPs.headStep(batch: views, classes: classes, dim: config.embedDim),
-                       setup: { () -> (CLIPModel, VisionActivations, FloatBuffer, HeadStep) in
-                         (CLIPModel.random(config: config, seed: 1),
-                          VisionActivations(config: config, batch: views, saving: false),
-                          randomPixels(config, batch: views, seed: 2),
-                          try HeadStep(batch: views, classes: classes, dim: config.embedDim))
-                       }, step: { model, activations, pixels, head in
-                         model.vision.forward(pixels: pixels.readOnly, batch: views, parameters: model.parameters.readOnly,
-                                              activations: activations)
-                         try head.run(features: activations.embeds.readOnly, entropyOfConfident: selected)
+                       setup: { () -> (TTTViewEncoder, TestTimeAdapter, DecodedImage) in
+                         let clip = CLIPModel.random(config: config, seed: 1)
+                         let head = try RAdaHead(config: RAdaConfig(dim: config.embedDim), seed: 1)
+                         let adapter = try TestTimeAdapter(head: head,
+                                                           classFeatures: randomUnitRows(classes, config.embedDim, seed: 11),
+                                                           classes: classes, logitScale: Float(log(100.0)), options: ttt)
+                         var rng = SeededRNG(seed: 3)
+                         let image = DecodedImage(width: 500, height: 375, mode: .rgb,
+                                                  pixels: (0..<(500 * 375 * 3)).map { _ in UInt8(rng.int(below: 256)) })
+                         return (TTTViewEncoder(model: clip, views: views), adapter, image)
+                       }, step: { encoder, adapter, image in
+                         let features = encoder.encode(image, seed: 1, sampleIndex: 0)
+                         _ = try adapter.adapt(viewFeatures: features, views: views)
                        })
   }
 }

@@ -49,6 +49,8 @@ overlap="$(grep '"workload":"scaling/finetune_step_overlap"' <<< "$out")"
 [ "$(grep -c '"workload":"scaling/' <<< "$out")" = 2 ] || fail "bench scaling: only the coordinator should print, once per measurement: $out"
 awk -v a="$(field allreduce_s "$overlap")" -v h="$(field hidden_fraction "$overlap")" \
   'BEGIN { exit !(a > 0 && h >= 0 && h <= 1) }' || fail "bench scaling: allreduce_s / hidden_fraction: $overlap"
+out="$("$rada" bench ttt --model small --views 8 --classes 10 --selected 2 "${once[@]}" 2>&1)" || fail "bench ttt: $out"
+valid ttt/image "$out" || fail "bench ttt"
 out="$("$rada" bench sweep --preset tiny --shots 1 --epochs 2 --batch-size 8 --lrs 1e-3 --alphas 0 1 --json 2>&1)" \
   || fail "bench sweep: $out"
 valid sweep/eft_uncached "$out" no-flops || fail "bench sweep (uncached)"
@@ -56,4 +58,4 @@ valid sweep/eft_cached "$out" no-flops || fail "bench sweep (cached)"
 cached="$(grep '"workload":"sweep/eft_cached"' <<< "$out")"
 awk -v s="$(field speedup "$cached")" -v d="$(field max_rel_loss_diff "$cached")" 'BEGIN { exit !(s > 0 && d >= 0 && d < 1e-6) }' \
   || fail "bench sweep: speedup / max_rel_loss_diff (cached and uncached losses must agree): $cached"
-echo "bench smoke: clip, rada, data, 2-rank scaling and the EFT sweep write the documented JSON fields"
+echo "bench smoke: clip, rada, ttt, data, 2-rank scaling and the EFT sweep write the documented JSON fields"
