@@ -84,6 +84,33 @@ public struct CLIPConfig: Codable, Equatable, Sendable {
     embedDim: 768, vision: CLIPVisionConfig(width: 1024, layers: 24, heads: 16, patchSize: 14, imageSize: 224),
     text: CLIPTextConfig(width: 768, layers: 12, heads: 12))
 
+  /// The architectures used in this repo by name (`rada create-model --preset`, `rada bench --model`), with
+  /// random-weight uses: tiny (32 px, patch 8, width 32, 1 layer: tests), demo (32 px, patch 8, width 64, 2 layers:
+  /// the demo's model), small (64 px, patch 8, width 256, 6 layers, text context 32: the benchmarks' small config),
+  /// and the OpenAI shapes.
+  public static let presets: [(name: String, config: CLIPConfig)] = [
+    ("tiny", CLIPConfig(embedDim: 32, vision: CLIPVisionConfig(width: 32, layers: 1, heads: 2, patchSize: 8, imageSize: 32),
+                        text: CLIPTextConfig(width: 32, layers: 1, heads: 2, contextLength: 16))),
+    ("demo", CLIPConfig(embedDim: 64, vision: CLIPVisionConfig(width: 64, layers: 2, heads: 4, patchSize: 8, imageSize: 32),
+                        text: CLIPTextConfig(width: 64, layers: 2, heads: 4, contextLength: 16))),
+    ("small", CLIPConfig(embedDim: 256, vision: CLIPVisionConfig(width: 256, layers: 6, heads: 4, patchSize: 8, imageSize: 64),
+                         text: CLIPTextConfig(width: 256, layers: 6, heads: 4, contextLength: 32))),
+    ("vit-b-32", vitB32), ("vit-b-16", vitB16), ("vit-l-14", vitL14),
+  ]
+
+  /// A preset by name with the given activation; nil for an unknown name (`presetNames` lists them).
+  public static func preset(_ name: String, activation: CLIPActivation = .quickGELU) -> CLIPConfig? {
+    guard var config = presets.first(where: { $0.name == name })?.config else { return nil }
+    config.activation = activation
+    return config
+  }
+
+  /// "tiny, demo, small, vit-b-32, vit-b-16 or vit-l-14"
+  public static var presetNames: String {
+    let names = presets.map(\.name)
+    return names.dropLast().joined(separator: ", ") + " or " + names[names.count - 1]
+  }
+
   /// Programming-error checks for configs built in code; loaded configs are checked with typed errors first.
   public var problems: [String] {
     var found: [String] = []

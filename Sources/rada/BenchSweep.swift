@@ -30,9 +30,7 @@ struct BenchSweep: ParsableCommand {
   }
 
   func run() throws {
-    guard let config = CreateModel.config(preset: preset, activation: .quickGELU) else {
-      throw ValidationError("unknown --preset \(preset); use tiny, demo, small, vit-b-32 or vit-b-16.")
-    }
+    let config = try benchConfig(preset)
     let runner = try BenchRunner(options: options)
     let world = runner.world
     let work = FileManager.default.temporaryDirectory.path + "/rada-bench-sweep-\(getpid())"

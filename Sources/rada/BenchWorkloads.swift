@@ -18,8 +18,8 @@ import Training
 
 /// Models by preset name (CreateModel's presets, OpenAI QuickGELU as the released weights).
 func benchConfig(_ name: String) throws -> CLIPConfig {
-  guard let config = CreateModel.config(preset: name, activation: .quickGELU) else {
-    throw ValidationError("unknown model '\(name)'; use small, vit-b-32 or vit-b-16.")
+  guard let config = CLIPConfig.preset(name) else {
+    throw ValidationError("unknown model '\(name)'; use \(CLIPConfig.presetNames).")
   }
   return config
 }
