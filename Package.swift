@@ -1,7 +1,7 @@
 // swift-tools-version:5.9
 // rada: RAda fine-tuning of CLIP in Swift, data-parallel over MPI.
 // Module layout (dependencies point down only, see README "Architecture"):
-//   rada (CLI) -> Training -> {CLIP, RAda, Data, Distributed} -> {Kernels, Tensor} -> {COpenBLAS, CMPI, CSupport}
+//   rada (CLI) -> Training -> {CLIP, RAda, Data, Distributed} -> {Kernels, Tensor, TextCleaning} -> {COpenBLAS, CMPI, CSupport}
 import PackageDescription
 
 // Hot loops need FMA/AVX code and no errno on sqrt; see README "Performance" for the portable build.
@@ -36,7 +36,8 @@ let package = Package(
     .target(name: "Tensor", dependencies: ["CSupport"], swiftSettings: fastMath),
     .target(name: "Kernels", dependencies: ["Tensor", "COpenBLAS", "CSupport"], swiftSettings: fastMath),
     .target(name: "Distributed", dependencies: ["Tensor", "CMPI", "CSupport"], swiftSettings: fastMath),
-    .target(name: "CLIP", dependencies: ["Tensor", "Kernels", "CSupport"],
+    .target(name: "TextCleaning", swiftSettings: fastMath),
+    .target(name: "CLIP", dependencies: ["Tensor", "Kernels", "CSupport", "TextCleaning"],
             resources: [.copy("Resources/bpe_simple_vocab_16e6.txt.gz")], swiftSettings: fastMath),
     .target(name: "RAda", dependencies: ["Tensor", "Kernels"], swiftSettings: fastMath),
     .target(name: "Data", dependencies: ["Tensor", "CLIP", "CSupport"], swiftSettings: fastMath),

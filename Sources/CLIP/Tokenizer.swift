@@ -5,6 +5,7 @@
 // <start_of_text>, the text's ids, <end_of_text>, zeros; a long text is cut and still ends with <end_of_text>.
 import CSupport
 import Foundation
+import TextCleaning
 
 /// Problems loading the BPE vocabulary.
 public enum TokenizerError: Error, CustomStringConvertible {

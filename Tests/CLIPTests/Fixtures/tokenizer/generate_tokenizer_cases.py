@@ -3,7 +3,7 @@
 
 Pinned: open_clip_torch 3.3.0, ftfy 6.3.1, regex 2026.11.19, Python 3.11 (unicodedata 14.0.0).
 Run:    /opt/torchenv/bin/python generate_tokenizer_cases.py            # writes cases.json here
-        /opt/torchenv/bin/python generate_tokenizer_cases.py --tables Sources/CLIP/TextCleaningTables.swift
+        /opt/torchenv/bin/python generate_tokenizer_cases.py --tables Sources/TextCleaning/TextCleaningTables.swift
 The second form regenerates the Python data tables the Swift cleaner uses (HTML5 entities, ftfy's extra
 upper-case entities, ftfy's width and ligature maps, Windows-1252 for C1 controls, html.unescape's remaps,
 the single-byte codecs and character classes of ftfy's mojibake repair).
