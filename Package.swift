@@ -1,7 +1,7 @@
 // swift-tools-version:5.9
 // rada: RAda fine-tuning of CLIP in Swift, data-parallel over MPI.
 // Module layout (dependencies point down only, see README "Architecture"):
-//   rada (CLI) -> Training -> {CLIP, RAda, Data, Distributed} -> {Kernels, Tensor, TextCleaning} -> {COpenBLAS, CMPI, CSupport}
+//   rada (CLI) -> {Sweeps, Reports} -> Training -> {CLIP, RAda, Data, Distributed} -> {Kernels, Tensor, TextCleaning} -> {COpenBLAS, CMPI, CSupport}
 import PackageDescription
 
 // Hot loops need FMA/AVX code and no errno on sqrt; see README "Performance" for the portable build.
@@ -44,7 +44,11 @@ let package = Package(
     .target(name: "Training", dependencies: ["Tensor", "Kernels", "CLIP", "RAda", "Data", "Distributed",
                                              .product(name: "Yams", package: "Yams")],
             swiftSettings: fastMath),
-    .executableTarget(name: "rada", dependencies: ["Training", "Distributed", "Kernels", "CLIP", "RAda", "Data",
+    // Above Training: sweeps launch `rada train` runs and read their run directories; reports draw them.
+    .target(name: "Reports", dependencies: ["Training", "CLIP", "Tensor"], swiftSettings: fastMath),
+    .target(name: "Sweeps", dependencies: ["Training", "Tensor", .product(name: "Yams", package: "Yams")],
+            swiftSettings: fastMath),
+    .executableTarget(name: "rada", dependencies: ["Sweeps", "Reports", "Training", "Distributed", "Kernels", "CLIP", "RAda", "Data",
                                                    "Tensor", "CSupport",
                                                    .product(name: "ArgumentParser", package: "swift-argument-parser")],
                       swiftSettings: fastMath),
@@ -57,5 +61,7 @@ let package = Package(
     .testTarget(name: "RAdaTests", dependencies: ["RAda", "Kernels", "Tensor"], resources: [.copy("Fixtures")]),
     .testTarget(name: "DataTests", dependencies: ["Data", "CLIP", "Tensor"], resources: [.copy("Fixtures")]),
     .testTarget(name: "TrainingTests", dependencies: ["Training", "RAda", "CLIP", "Data", "Distributed", "Tensor"]),
+    .testTarget(name: "SweepsTests", dependencies: ["Sweeps", "Training"]),
+    .testTarget(name: "ReportsTests", dependencies: ["Reports", "Training"]),
   ]
 )

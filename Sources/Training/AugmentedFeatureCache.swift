@@ -119,7 +119,7 @@ public struct AugmentedFeatureCache {
   /// Every rank ends with the features of `plan` in memory: read from the coordinator's cache where present,
   /// extracted by all ranks (fixed global blocks of `block` images, decoded on `workers` threads) where not.
   /// `progress` (coordinator) hears where the extraction is, at most every 2 s: the run directory keeps it for
-  /// `rada sweep status` (SweepState.extractionFile); the console hears it every 10 s.
+  /// `rada sweep status` (RunDirectory.extractionFile); the console hears it every 10 s.
   public func prepare(plan: [Int: [Int]], tower: TowerFeatureSource, dataset: Dataset, world: Collective,
                       block: Int = 32, workers: Int = 1, log: (String) -> Void,
                       progress: (String) -> Void = { _ in }) throws -> EpochFeatureSource {

@@ -201,10 +201,10 @@ public enum EFTSession {
     } else if config.data.augment {
       let cache = AugmentedFeatureCache(root: options.featureCacheDirectory, model: model, dataset: train,
                                         seed: config.run.seed, maxGB: config.data.featureCacheMaxGB)
-      let phase = runDirectory.file(SweepState.extractionFile)
+      let phase = runDirectory.file(RunDirectory.extractionFile)
       source = try cache.prepare(plan: plan, tower: tower,
                                  dataset: train, world: world, workers: config.data.loaderThreads, log: log,
-                                 progress: { try? runDirectory.writeAtomically(SweepState.extractionFile, $0 + "\n") })
+                                 progress: { try? runDirectory.writeAtomically(RunDirectory.extractionFile, $0 + "\n") })
       if world.isCoordinator { try? FileManager.default.removeItem(atPath: phase) }
       if options.extractFeaturesOnly { return TrainSummary(steps: 0, finalMetrics: [:], lossHistory: []) }
     } else {

@@ -21,6 +21,9 @@ public enum RunDirectoryError: Error, CustomStringConvertible {
 }
 
 public struct RunDirectory {
+  /// RUN/extraction.txt: one line on the augmented feature extraction, present while it runs (`rada sweep status`).
+  public static let extractionFile = "extraction.txt"
+
   public let path: String
   public var url: URL { URL(fileURLWithPath: path) }
   public var metricsPath: String { path + "/metrics.jsonl" }

@@ -5,6 +5,7 @@
 import ArgumentParser
 import Foundation
 import Tensor
+import Reports
 import Training
 
 struct Report: ParsableCommand {

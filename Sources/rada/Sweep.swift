@@ -4,6 +4,7 @@
 // error, 75 stopped by a signal (rerun the same command to continue).
 import ArgumentParser
 import Foundation
+import Sweeps
 import Training
 
 struct Sweep: ParsableCommand {

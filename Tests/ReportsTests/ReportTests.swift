@@ -3,7 +3,8 @@
 // (harmonic mean by hand), the comparison page, and errors that name the missing file.
 import Foundation
 import XCTest
-@testable import Training
+@testable import Reports
+import Training
 
 final class ReportTests: XCTestCase {
   var scratch: URL!

@@ -4,6 +4,7 @@
 // directory name: its readable key=value list plus a hash of the full argument list, so editing the shared
 // args starts fresh runs instead of mixing results.
 import Foundation
+import Training
 import Tensor
 
 public struct SweepConfiguration: Equatable {

@@ -3,6 +3,7 @@
 // have in the file (the grid expands with the first key varying slowest, as itertools.product), so a spec always
 // expands to the same configurations in the same order. See README "Sweeps" for the format.
 import Foundation
+import Training
 import Tensor
 import Yams
 

@@ -7,6 +7,7 @@
 // arithmetic mean of base and of new over datasets, and its H is the harmonic mean OF THOSE MEANS (not the mean of
 // the per-dataset H values).
 import Foundation
+import Training
 import Tensor
 
 public enum SweepResults {

@@ -2,6 +2,7 @@
 // search, deterministic run directory names, status read from fake run directories, results.csv/results.md
 // (best run, CoOp base-to-new harmonic means computed by hand here), and the per-configuration lock.
 import Foundation
+import Sweeps
 import Training
 import XCTest
 

@@ -4,6 +4,7 @@
 // The lock is an O_CREAT|O_EXCL file holding PID, process start time and host; a guard file taken with
 // flock serialises "check, break a stale lock, create" so two sweeps never start the same configuration.
 import Foundation
+import Training
 
 public enum SweepRunStatus: String, Codable, CaseIterable {
   case done, running, failed, interrupted, pending
@@ -150,8 +151,8 @@ public enum SweepState {
     out + "/runs/" + configuration.runName
   }
 
-  /// RUN/extraction.txt: one line on the augmented feature extraction, present while it runs.
-  public static let extractionFile = "extraction.txt"
+  /// RUN/extraction.txt (and OUT/extraction.txt for the sweep's own phase): where the feature extraction is.
+  public static var extractionFile: String { RunDirectory.extractionFile }
 
   public static func record(out: String, configuration: SweepConfiguration) -> SweepRunRecord {
     let directory = runDirectory(out: out, configuration: configuration)

@@ -3,6 +3,7 @@
 // and a legend under the plot. Plain strings in, one self-contained <svg> out: no scripts, fonts or images.
 // Coordinates: data (x, y) -> pixels through `ChartAxis.position`, y grows downwards in SVG.
 import Foundation
+import Training
 
 /// Escapes text for HTML/SVG element content and attribute values (both quote kinds).
 public func htmlEscape(_ text: String) -> String {

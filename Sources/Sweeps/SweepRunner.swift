@@ -5,6 +5,7 @@
 // retryFailed). A signal to the sweep is passed on (SIGUSR1 to mpirun, which forwards it to the ranks; SIGTERM
 // to a single rada), so every run checkpoints and exits 75; the sweep then exits 75 as well.
 import Foundation
+import Training
 
 public enum SweepLauncher: String, CaseIterable {
   /// direct for one rank, srun inside a Slurm allocation, mpirun otherwise

@@ -2,6 +2,7 @@
 // colours. Decodes with the project's PNG decoder and counts pixels near each expected colour.
 import CLIP
 import Foundation
+import Training
 
 public struct ScreenshotCheck {
   public var width: Int

@@ -3,6 +3,7 @@
 // chart, and a table of runs x final metrics sorted by clicking a header). Each page is one self-contained file:
 // inline CSS, inline SVG, a few lines of inline script for sorting; every text from a run is escaped.
 import Foundation
+import Training
 
 public enum ReportPage {
   static let style = """

@@ -3,6 +3,7 @@
 // Metric lines become series keyed by name with the step as x; a null (non-finite) value is kept as a gap, and
 // a step logged twice (a resumed run repeats the steps after its checkpoint) keeps its last value.
 import Foundation
+import Training
 
 public enum ReportError: Error, CustomStringConvertible, Equatable {
   case missingRunDirectory(String)
