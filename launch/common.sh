@@ -25,3 +25,11 @@ same_losses() {
       if ($2 == "" || d > 1e-5 * m) { printf "step %d: loss %s (%s) vs %s (%s)\n", n, $1, a, $2, b; bad = 1 } }
     END { if (n == 0) { print "no losses in " a; bad = 1 }; exit bad }'
 }
+
+# tiny_task RADA DIR: a small synthetic task and a tiny random CLIP for the multi-rank checks: DIR/data/{train,test,
+# shifted} (16 classes; 2, 1 and 1 image per class) and DIR/tiny.safetensors. Prints what failed, returns non-zero.
+tiny_task() {
+  "$1" synth --out "$2/data" --pretrain-per-class 0 --train-per-class 2 --test-per-class 1 >/dev/null \
+    || { echo "rada synth failed"; return 1; }
+  "$1" create-model --preset tiny --out "$2/tiny.safetensors" >/dev/null || { echo "rada create-model failed"; return 1; }
+}

@@ -174,16 +174,8 @@ public final class SweepRunner {
         directory: SweepState.runDirectory(out: options.out, configuration: configuration))?.summary ?? "another process")
     }
     let started = Date()
-    var signalled = false
-    var status: Int32 = 0
-    while true {
-      if StopSignal.isRequested && !signalled { stopChild(pid); signalled = true }
-      let r = waitpid(pid, &status, WNOHANG)
-      if r == pid { break }
-      if r < 0 && errno != EINTR { status = 1 << 8; break }
-      usleep(200_000)
-    }
-    let after = finish(configuration, code: exitCode(status), seconds: Date().timeIntervalSince(started), position: "[\(index)]")
+    let code = waitForChild(pid)
+    let after = finish(configuration, code: code, seconds: Date().timeIntervalSince(started), position: "[\(index)]")
     try writeResults()
     return after
   }
@@ -213,21 +205,8 @@ public final class SweepRunner {
       try? Data("features for \(configuration.readableKey) (\(i + 1) of \(queue.count))\n".utf8)
         .write(to: URL(fileURLWithPath: statusPath))
       let log = extractionDirectory + "/" + configuration.runName + ".log"
-      var status: Int32 = 0
-      do {
-        let pid = try spawn(extractionCommand(for: configuration), logPath: log)
-        var signalled = false
-        while true {
-          if StopSignal.isRequested && !signalled { stopChild(pid); signalled = true }
-          let r = waitpid(pid, &status, WNOHANG)
-          if r == pid { break }
-          if r < 0 && errno != EINTR { status = 1 << 8; break }
-          usleep(100_000)
-        }
-      } catch {
-        status = 1 << 8
-      }
-      if exitCode(status) != 0 && !StopSignal.isRequested {
+      let code = (try? waitForChild(spawn(extractionCommand(for: configuration), logPath: log))) ?? 1
+      if code != 0 && !StopSignal.isRequested {
         options.log("  feature extraction for \(configuration.readableKey) failed (\(lastError(logPath: log))); "
                     + "its run extracts what it needs itself")
       }
@@ -290,6 +269,19 @@ public final class SweepRunner {
     let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
     let lines = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     return lines.last(where: { $0.lowercased().contains("error") }) ?? lines.last ?? "no output"
+  }
+
+  /// Waits for a child in the foreground, passing a stop request on to it once; its exit code (128 + signal).
+  private func waitForChild(_ pid: pid_t) -> Int32 {
+    var signalled = false
+    var status: Int32 = 0
+    while true {
+      if StopSignal.isRequested && !signalled { stopChild(pid); signalled = true }
+      let r = waitpid(pid, &status, WNOHANG)
+      if r == pid { return exitCode(status) }
+      if r < 0 && errno != EINTR { return 1 }
+      usleep(100_000)
+    }
   }
 
   private func stopChild(_ pid: pid_t) {

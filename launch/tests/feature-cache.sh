@@ -16,9 +16,7 @@ tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAILED: $*"; exit 1; }
 mpi=(mpirun --mca mpi_yield_when_idle 1 -np 2)
 
-"$rada" synth --out "$tmp/data" --pretrain-per-class 0 --train-per-class 2 --test-per-class 1 >/dev/null \
-  || fail "rada synth"
-"$rada" create-model --preset tiny --out "$tmp/tiny.safetensors" >/dev/null || fail "rada create-model"
+tiny_task "$rada" "$tmp" || fail "the tiny task"
 train=(train --setting eft --model "$tmp/tiny.safetensors" --train "imagefolder:$tmp/data/train" --batch-size 8
        --threads 1 --log-every 4 --progress lines --alpha 0.5)
 run() {  # run NAME [flags]: one training run, its log in $tmp/NAME.log

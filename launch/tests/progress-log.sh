@@ -13,9 +13,7 @@ tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAILED: $*"; exit 1; }
 mpi=(mpirun --mca mpi_yield_when_idle 1 -np 2)
 
-"$rada" synth --out "$tmp/data" --pretrain-per-class 0 --train-per-class 2 --test-per-class 1 >/dev/null \
-  || fail "rada synth"
-"$rada" create-model --preset tiny --out "$tmp/tiny.safetensors" >/dev/null || fail "rada create-model"
+tiny_task "$rada" "$tmp" || fail "the tiny task"
 train=(train --setting eft --model "$tmp/tiny.safetensors" --train "imagefolder:$tmp/data/train" --steps 12
        --log-every 4 --batch-size 4 --no-augment --threads 1 --feature-cache "$tmp/cache")
 unset RADA_OUTPUT_TTY

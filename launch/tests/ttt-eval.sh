@@ -14,9 +14,7 @@ fail() { echo "FAILED: $*"; exit 1; }
 mpi=(mpirun --mca mpi_yield_when_idle 1 -np 2)
 mpi3=(mpirun --mca mpi_yield_when_idle 1 -np 3 --oversubscribe)
 
-"$rada" synth --out "$tmp/data" --pretrain-per-class 0 --train-per-class 2 --test-per-class 1 >/dev/null \
-  || fail "rada synth"
-"$rada" create-model --preset tiny --out "$tmp/tiny.safetensors" >/dev/null || fail "rada create-model"
+tiny_task "$rada" "$tmp" || fail "the tiny task"
 model="$tmp/tiny.safetensors"; test="imagefolder:$tmp/data/test"
 
 # A head that is not the identity mask, so that eval exercises the head path (a few EFT steps).
