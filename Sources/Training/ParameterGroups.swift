@@ -113,8 +113,8 @@ public struct ResolvedParameterGroups: Equatable {
     for (key, value) in checkpointScalars.sorted(by: { $0.key < $1.key }) {
       guard let saved = scalars[key], saved != value else { continue }
       throw ConfigError.invalid("checkpoint \(checkpoint) was written with \(key) = \(saved), the config now gives "
-        + "\(value). Resume with the same optim.groups settings (config.resolved.yaml of the run) or start a new run "
-        + "from its model.safetensors.")
+        + "\(value). Resume with the same optim.groups settings (the checkpoint's state.json records them under "
+        + "scalars and config) or start a new run from the checkpoint's model.safetensors.")
     }
   }
 

@@ -230,4 +230,28 @@ final class FFTTests: XCTestCase {
       }
     }
   }
+
+  /// Checkpoints carry the group settings (state.json scalars); a resume with other settings is refused, with the
+  /// same ones it continues.
+  func testResumeKeepsParameterGroups() throws {
+    let data = try makeData()
+    let run = directory + "/groups"
+    var config = fftConfig(model: data.model, train: data.train, eval: data.test, run: run, steps: 2)
+    config.data.eval = nil; config.run.checkpointEvery = 2
+    config.optim.groups.head.lr = 1e-3; config.optim.groups.text.frozen = true
+    _ = try FFTSession.run(config: config, world: LocalCollective(), options: quietOptions())
+    let state = try JSONDecoder().decode(CheckpointState.self, from: Data(contentsOf: URL(fileURLWithPath:
+      run + "/checkpoints/" + Checkpointer.name(step: 2) + "/state.json")))
+    XCTAssertEqual(state.scalars["group/head/lr"], 1e-3)
+    XCTAssertEqual(state.scalars["group/text/frozen"], 1)
+    var resume = quietOptions()
+    resume.resume = true
+    config.run.steps = 3
+    var changed = config
+    changed.optim.groups.text.frozen = false
+    XCTAssertThrowsError(try FFTSession.run(config: changed, world: LocalCollective(), options: resume)) { error in
+      XCTAssertTrue("\(error)".contains("group/text/frozen"), "\(error)")
+    }
+    XCTAssertEqual(try FFTSession.run(config: config, world: LocalCollective(), options: resume).steps, 3)
+  }
 }
