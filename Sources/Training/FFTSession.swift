@@ -122,8 +122,7 @@ enum TowerSession {
     let bucketFloats = max(1, Int(config.fft.bucketMB * 1024 * 1024) / MemoryLayout<Float>.size)
     log("\(name): \(train.count) samples" + (withHead ? ", \(train.classNames.count) classes" : "")
         + ", global batch \(config.run.batchSize) = \(world.size) rank(s) x \(microBatch) x \(config.run.accumulation) "
-        + "accumulation, \(totalSteps) steps, \(model.table.trainableCount) trainable parameters"
-)
+        + "accumulation, \(totalSteps) steps, \(model.table.trainableCount) trainable parameters")
     log("parameter groups: " + groups.summary(table: model.table))
 
     let loop = try TrainLoop(

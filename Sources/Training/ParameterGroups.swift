@@ -2,7 +2,8 @@
 // the RAda head, the image tower, the text tower and the logit scale, each with its own learning rate, weight
 // decay and an optional freeze (config keys optim.groups.head.lr, optim.groups.image.frozen, ...). An unset lr or
 // weight decay is optim.lr / optim.weightDecay. The schedule multiplies every group's base lr (torch LambdaLR per
-// group), so warm-up and cosine keep the groups' ratios. Weight decay never applies to tensors with fewer than two
+// group), so warm-up and cosine keep the groups' ratios (dassl_cosine's constant warm-up lr is the same for every
+// group, as Dassl's ConstantWarmupScheduler sets it). Weight decay never applies to tensors with fewer than two
 // dimensions (biases, layer norms, class embedding, logit scale), as open_clip's trainer excludes them.
 // EFT trains only the head, with optim.lr / optim.weightDecay, and refuses group settings.
 import Foundation
@@ -33,9 +34,9 @@ extension TrainConfig {
   }
 
   public struct ParameterGroups: Codable, Equatable {
-    /// The head at the rate EFT trains it (the demo's EFT: AdamW 2e-3; EFT's own trainer code uses 2e-3 for the
-    /// same out_proj that starts at zero). At the towers' FLYP rate (1e-5) out_proj hardly leaves zero and the
-    /// head stays zero-shot CLIP.
+    /// The head at the rate EFT trains it (the demo's EFT: AdamW 2e-3; the reference's EFT config: Adam 3.5e-3).
+    /// At the towers' rate (FLYP's 1e-5, the demo's 1e-4) its zero-initialised out_proj hardly moves and the head
+    /// stays zero-shot CLIP (README, "Why FFT uses parameter groups").
     public var head = TensorGroup(lr: 2e-3)
     /// Image and text towers: optim.lr (FLYP's 1e-5 by default for FFT).
     public var image = TensorGroup()
@@ -59,8 +60,8 @@ public struct ResolvedParameterGroups: Equatable {
     public var frozen: Bool
   }
 
-  /// In Member order.
-  public var groups: [Group]
+  /// One per Member, in Member order.
+  public private(set) var groups: [Group]
 
   public init(_ config: TrainConfig) {
     let g = config.optim.groups, optim = config.optim
@@ -71,6 +72,7 @@ public struct ResolvedParameterGroups: Equatable {
               Group(member: .logitScale, lr: g.logitScale.lr ?? optim.lr, weightDecay: 0, frozen: g.logitScale.frozen)]
   }
 
+  /// `init` makes one group per Member, so the lookup always finds one.
   public subscript(member: Member) -> Group { groups.first { $0.member == member }! }
 
   /// Which group a tensor of the FFT/pretraining table belongs to (our names: visual.* image tower, logit_scale,
@@ -118,7 +120,8 @@ public struct ResolvedParameterGroups: Equatable {
     }
   }
 
-  /// One line for the console: "head lr 2e-03 wd 0.1 | image lr 1e-05 wd 0.1 | text frozen | ...".
+  /// One line for the console: "head lr 0.002 wd 0.1 (24960 values) | image lr 1e-05 wd 0.1 (117760 values) |
+  /// text frozen | logitScale lr 1e-05 (1 values)"; groups without tensors (the head in pretraining) are left out.
   public func summary(table: ParameterTable) -> String {
     groups.compactMap { group -> String? in
       let count = table.entries.filter { Self.member(of: $0.name) == group.member }.reduce(0) { $0 + $1.count }
