@@ -254,4 +254,20 @@ final class FFTTests: XCTestCase {
     }
     XCTAssertEqual(try FFTSession.run(config: config, world: LocalCollective(), options: resume).steps, 3)
   }
+
+  /// FFT decays as open_clip's trainer: matrices and embeddings yes; biases, norms, class embedding, logit_scale and
+  /// the head's biases no (EFT's head decays every tensor, Dassl's rule).
+  func testWeightDecayFollowsOpenCLIP() throws {
+    let model = try makeModel(alpha: 0, templates: 1)
+    let decays = Dictionary(uniqueKeysWithValues: model.table.entries.map { ($0.name, $0.decays) })
+    for name in ["visual.conv1.weight", "visual.proj", "token_embedding.weight", "positional_embedding", "mha.out_proj.weight"] {
+      XCTAssertEqual(decays[name], true, name)
+    }
+    for name in ["visual.class_embedding", "visual.ln_pre.weight", "ln_final.bias", "logit_scale", "mha.q_proj1.bias",
+                 "mha.out_proj.bias"] {
+      XCTAssertEqual(decays[name], false, name)
+    }
+    XCTAssertEqual(try RAdaHead(config: RAdaConfig(dim: 16, heads: 2, temperature: 1, alpha: 0, loss: .mse), seed: 5)
+      .table["mha.q_proj1.bias"]?.decays, true, "EFT's head keeps Dassl's decay of every tensor")
+  }
 }
