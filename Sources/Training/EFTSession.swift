@@ -287,15 +287,18 @@ public func optimizerConfig(_ config: TrainConfig) -> OptimizerConfig {
                   beta1: Float(config.optim.beta1), beta2: Float(config.optim.beta2), epsilon: Float(config.optim.eps))
 }
 
-public func learningRateSchedule(_ config: TrainConfig, totalSteps: Int, stepsPerEpoch: Int) -> LearningRateSchedule {
+/// The config's schedule on `baseLR` (default optim.lr; a parameter group's own base lr for FFT groups).
+public func learningRateSchedule(_ config: TrainConfig, baseLR: Double? = nil, totalSteps: Int,
+                                 stepsPerEpoch: Int) -> LearningRateSchedule {
+  let base = baseLR ?? config.optim.lr
   switch config.schedule.name {
-  case "constant": return .constant(lr: config.optim.lr)
+  case "constant": return .constant(lr: base)
   case "dassl_cosine":
     let epochs = config.run.epochs ?? max(1, totalSteps / max(1, stepsPerEpoch))
-    return .dasslCosine(baseLR: config.optim.lr, maxEpochs: epochs, warmupEpochs: config.schedule.warmupEpochs,
+    return .dasslCosine(baseLR: base, maxEpochs: epochs, warmupEpochs: config.schedule.warmupEpochs,
                         warmupLR: config.schedule.warmupLR, stepsPerEpoch: stepsPerEpoch)
   default:
-    return .cosine(baseLR: config.optim.lr, warmupSteps: config.schedule.warmupSteps, totalSteps: totalSteps, minLR: 0)
+    return .cosine(baseLR: base, warmupSteps: config.schedule.warmupSteps, totalSteps: totalSteps, minLR: 0)
   }
 }
 

@@ -31,8 +31,13 @@ public enum FFTText {
 public struct FFTOptions {
   /// Weight w of the contrastive term (config.fft.contrastiveWeight).
   public var contrastiveWeight: Float = 1
+  /// Frozen towers (optim.groups.image/text.frozen): no update and no backward pass through them.
   public var lockImageTower = false
   public var lockTextTower = false
+  /// Frozen head (optim.groups.head.frozen): it still adds its loss and passes gradients to the towers.
+  public var lockHead = false
+  /// Frozen logit scale (optim.groups.logitScale.frozen).
+  public var lockLogitScale = false
   /// Global gradient-norm clipping after the allreduce (torch clip_grad_norm_); 0 = off.
   public var clipGradNorm: Double = 0
   /// The head's logit scale (log space) when fixed by --logit-scale; nil = the model's current logit_scale.
@@ -90,16 +95,21 @@ public final class FFTModel: StepModel {
     dim = config.embedDim; contextLength = config.text.contextLength
     perImage = 3 * config.vision.imageSize * config.vision.imageSize
 
-    // One table: the model's tensors (frozen where a tower is locked), then the head's.
+    // One table: the model's tensors (frozen where a tower is locked), then the head's. Weight decay as open_clip's
+    // trainer: only tensors of two or more dimensions (not biases, norms, class embedding, logit_scale), the head
+    // included (EFT keeps Dassl's decay of every head tensor).
     var combined = ParameterTable()
     for entry in clip.table.entries {
       let isVision = entry.name.hasPrefix("visual.")
-      let trainable = entry.name == "logit_scale" ? true : (isVision ? !options.lockImageTower : !options.lockTextTower)
-      combined.add(entry.name, entry.shape, decays: entry.decays, trainable: trainable)
+      let trainable = entry.name == "logit_scale" ? !options.lockLogitScale
+        : (isVision ? !options.lockImageTower : !options.lockTextTower)
+      combined.add(entry.name, entry.shape, decays: entry.shape.count >= 2, trainable: trainable)
     }
     headOffset = combined.totalCount
     if let head {
-      for entry in head.table.entries { combined.add(entry.name, entry.shape, decays: entry.decays, trainable: entry.isTrainable) }
+      for entry in head.table.entries {
+        combined.add(entry.name, entry.shape, decays: entry.shape.count >= 2, trainable: entry.isTrainable && !options.lockHead)
+      }
     }
     table = combined
     parameters = FloatBuffer(count: combined.totalCount)

@@ -96,8 +96,11 @@ enum TowerSession {
     let microBatch = config.run.batchSize / world.size / config.run.accumulation
     var fftOptions = FFTOptions()
     fftOptions.contrastiveWeight = withHead ? Float(config.fft.contrastiveWeight) : 1
-    fftOptions.lockImageTower = config.fft.lockImageTower
-    fftOptions.lockTextTower = config.fft.lockTextTower
+    let groups = ResolvedParameterGroups(config)
+    fftOptions.lockImageTower = groups[.image].frozen
+    fftOptions.lockTextTower = groups[.text].frozen
+    fftOptions.lockHead = groups[.head].frozen
+    fftOptions.lockLogitScale = groups[.logitScale].frozen
     fftOptions.clipGradNorm = config.optim.clipGradNorm
     fftOptions.fixedHeadLogitScale = config.model.logitScale.map { Float(Foundation.log($0)) }
     fftOptions.overlapCommunication = config.run.accumulation == 1
@@ -107,7 +110,11 @@ enum TowerSession {
                                                                   augment: config.data.augment, seed: config.run.seed),
                              options: fftOptions)
     model.gradientDumpPath = gradientDumpPath
-    let optimizer = try Optimizer(config: optimizerConfig(config), table: model.table)
+    guard model.table.trainableCount > 0 else {
+      throw ConfigError.badValue(key: "optim.groups", value: "all frozen", reason: "nothing is left to train; unfreeze a group")
+    }
+    let optimizer = try Optimizer(config: optimizerConfig(config), table: model.table,
+                                  groups: groups.optimizerGroups(table: model.table))
     let sampler = GlobalBatchSampler(datasetSize: train.count, globalBatch: config.run.batchSize,
                                      shuffle: config.run.shuffle, seed: UInt64(config.run.seed))
     let totalSteps = config.run.steps ?? (config.run.epochs! * sampler.stepsPerEpoch)
@@ -115,8 +122,8 @@ enum TowerSession {
     let bucketFloats = max(1, Int(config.fft.bucketMB * 1024 * 1024) / MemoryLayout<Float>.size)
     log("\(name): \(train.count) samples" + (withHead ? ", \(train.classNames.count) classes" : "")
         + ", global batch \(config.run.batchSize) = \(world.size) rank(s) x \(microBatch) x \(config.run.accumulation) "
-        + "accumulation, \(totalSteps) steps, \(model.table.trainableCount) trainable parameters"
-        + (config.fft.lockImageTower ? " (image tower locked)" : "") + (config.fft.lockTextTower ? " (text tower locked)" : ""))
+        + "accumulation, \(totalSteps) steps, \(model.table.trainableCount) trainable parameters")
+    log("parameter groups: " + groups.summary(table: model.table))
 
     let loop = try TrainLoop(
       world: world, model: model, optimizer: optimizer, sampler: sampler,
@@ -124,6 +131,7 @@ enum TowerSession {
       learningRate: { schedule.lr(step: $0) }, runDirectory: runDirectory, keepCheckpoints: config.run.keepCheckpoints,
       bucketFloats: bucketFloats)
     loop.log = options.log
+    loop.parameterGroups = (groups, groups.learningRates(config, totalSteps: totalSteps, stepsPerEpoch: sampler.stepsPerEpoch))
     if world.size > 1 {
       let reduction = loop.gradientReduction
       let how = !fftOptions.overlapCommunication

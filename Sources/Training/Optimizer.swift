@@ -1,7 +1,9 @@
 // Optimisers with PyTorch's exact update rules (torch.optim.SGD / Adam / AdamW, single-tensor code path) on
 // flat buffers laid out by a ParameterTable: frozen entries are skipped, entries with `decays == false` get no
-// weight decay (torch param group with weight_decay 0). State (step count, moment buffers) is public so that
-// checkpoints can save and restore it. Buffers: parameters, gradients, firstMoment, secondMoment all (N).
+// weight decay (torch param group with weight_decay 0). Parameter groups (torch's param_groups) give sets of
+// entries their own weight decay and, per step, their own learning rate; without groups every entry is in one.
+// State (step count, moment buffers) is public so that checkpoints can save and restore it; groups do not change
+// its layout or meaning. Buffers: parameters, gradients, firstMoment, secondMoment all (N).
 import Foundation
 import Kernels
 import Tensor
@@ -44,9 +46,25 @@ public enum OptimizerError: Error, CustomStringConvertible, Equatable {
   }
 }
 
+/// One torch param group: the table entries it holds share a weight decay and a learning rate (given per step
+/// to `step(parameters:gradients:lrs:)`, in the order of `Optimizer.groups`).
+public struct OptimizerGroup: Equatable, Sendable {
+  public var name: String
+  /// Applies to the group's entries with `decays == true` (SGD/Adam: L2; AdamW: decoupled).
+  public var weightDecay: Float
+  /// Indices into `ParameterTable.entries`.
+  public var entries: [Int]
+
+  public init(name: String, weightDecay: Float, entries: [Int]) {
+    self.name = name; self.weightDecay = weightDecay; self.entries = entries
+  }
+}
+
 public final class Optimizer {
   public let config: OptimizerConfig
   public let table: ParameterTable
+  /// Every entry of the table is in exactly one group; one group "all" (config.weightDecay) when none are given.
+  public let groups: [OptimizerGroup]
   /// Steps taken so far (torch's `state['step']`, the same for every tensor here).
   public private(set) var stepCount = 0
   /// SGD momentum buffer or Adam exp_avg (N); empty for plain SGD.
@@ -54,7 +72,7 @@ public final class Optimizer {
   /// Adam exp_avg_sq (N); empty for SGD.
   public let secondMoment: FloatBuffer
 
-  public init(config: OptimizerConfig, table: ParameterTable) throws {
+  public init(config: OptimizerConfig, table: ParameterTable, groups: [OptimizerGroup]? = nil) throws {
     if config.nesterov && (config.kind != .sgd || config.momentum <= 0) {
       throw OptimizerError.badConfig("nesterov needs SGD with momentum > 0 (torch rejects it otherwise)")
     }
@@ -62,8 +80,17 @@ public final class Optimizer {
           (0..<1).contains(config.beta1), (0..<1).contains(config.beta2) else {
       throw OptimizerError.badConfig("momentum, weight decay >= 0, 0 <= betas < 1 and eps > 0 are required")
     }
+    let groups = groups ?? [OptimizerGroup(name: "all", weightDecay: config.weightDecay, entries: Array(table.entries.indices))]
+    let grouped = groups.flatMap(\.entries).sorted()
+    guard grouped == Array(table.entries.indices) else {
+      throw OptimizerError.badConfig("the parameter groups must hold every tensor exactly once")
+    }
+    guard groups.allSatisfy({ $0.weightDecay >= 0 && $0.weightDecay.isFinite }) else {
+      throw OptimizerError.badConfig("a group's weight decay must be a finite number >= 0")
+    }
     self.config = config
     self.table = table
+    self.groups = groups
     let usesFirst = config.kind != .sgd || config.momentum != 0
     firstMoment = FloatBuffer(count: usesFirst ? table.totalCount : 0)
     secondMoment = FloatBuffer(count: config.kind == .sgd ? 0 : table.totalCount)
@@ -82,22 +109,31 @@ public final class Optimizer {
     second.withUnsafeBufferPointer { if let b = $0.baseAddress { secondMoment.pointer.update(from: b, count: second.count) } }
   }
 
-  /// One update of every trainable entry with learning rate `lr` (from the schedule).
+  /// One update of every trainable entry with learning rate `lr` (from the schedule) in every group.
   public func step(parameters: FloatBuffer, gradients: FloatBuffer, lr: Float) {
+    step(parameters: parameters, gradients: gradients, lrs: Array(repeating: lr, count: groups.count))
+  }
+
+  /// One update of every trainable entry; `lrs[i]` is the learning rate of `groups[i]` at this step.
+  public func step(parameters: FloatBuffer, gradients: FloatBuffer, lrs: [Float]) {
     precondition(parameters.count == table.totalCount && gradients.count == table.totalCount,
                  "optimizer: buffers do not match the parameter table")
+    precondition(lrs.count == groups.count, "optimizer: one learning rate per group")
     let isFirstStep = stepCount == 0
     stepCount += 1
-    for entry in table.entries where entry.isTrainable {
-      let p = parameters.pointer + entry.offset, g = gradients.readOnly + entry.offset, n = entry.count
-      let wd = entry.decays ? config.weightDecay : 0
-      switch config.kind {
-      case .sgd:
-        sgd(p: p, g: g, buffer: firstMoment.count > 0 ? firstMoment.pointer + entry.offset : nil,
-            count: n, lr: lr, weightDecay: wd, isFirstStep: isFirstStep)
-      case .adam, .adamw:
-        adam(p: p, g: g, m: firstMoment.pointer + entry.offset, v: secondMoment.pointer + entry.offset,
-             count: n, lr: lr, weightDecay: wd)
+    for (group, lr) in zip(groups, lrs) {
+      for index in group.entries where table.entries[index].isTrainable {
+        let entry = table.entries[index]
+        let p = parameters.pointer + entry.offset, g = gradients.readOnly + entry.offset, n = entry.count
+        let wd = entry.decays ? group.weightDecay : 0
+        switch config.kind {
+        case .sgd:
+          sgd(p: p, g: g, buffer: firstMoment.count > 0 ? firstMoment.pointer + entry.offset : nil,
+              count: n, lr: lr, weightDecay: wd, isFirstStep: isFirstStep)
+        case .adam, .adamw:
+          adam(p: p, g: g, m: firstMoment.pointer + entry.offset, v: secondMoment.pointer + entry.offset,
+               count: n, lr: lr, weightDecay: wd)
+        }
       }
     }
   }

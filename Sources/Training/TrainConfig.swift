@@ -56,6 +56,9 @@ public struct TrainConfig: Codable, Equatable {
     public var eps = 1e-8
     /// Global gradient-norm clipping (0 = off); FFT uses it.
     public var clipGradNorm = 0.0
+    /// FFT and pretraining: lr, weight decay and freeze per head, image tower, text tower, logit scale
+    /// (ParameterGroups.swift).
+    public var groups = ParameterGroups()
   }
   public struct Schedule: Codable, Equatable {
     /// constant | cosine (per step, optional linear warm-up) | dassl_cosine (per epoch, as the reference:
@@ -70,8 +73,6 @@ public struct TrainConfig: Codable, Equatable {
   public struct FFT: Codable, Equatable {
     /// Weight of the FLYP contrastive loss between images and their class captions.
     public var contrastiveWeight = 1.0
-    public var lockImageTower = false
-    public var lockTextTower = false
     /// Gradient allreduce bucket size in MB (FFT). Small buckets start the first reduction early in backward:
     /// between two simulated nodes at 3 Gbit/s, 2 MB hid 81 % of the allreduce, 5 MB 77 %, 25 MB 46 %.
     public var bucketMB = 2.0
@@ -200,6 +201,9 @@ extension TrainConfig {
   /// Sets one key from a parsed YAML value by round-tripping the config through a JSON object.
   public mutating func set(_ key: String, yamlValue: Any) throws {
     let valid = TrainConfig.validKeys
+    if let renamed = ["fft.lockImageTower": "optim.groups.image.frozen", "fft.lockTextTower": "optim.groups.text.frozen"][key] {
+      throw ConfigError.badValue(key: key, value: "\(yamlValue)", reason: "this key is now \(renamed); use that instead")
+    }
     guard valid.contains(key) else { throw ConfigError.unknownKey(key, valid: valid) }
     let encoded = try JSONSerialization.jsonObject(with: JSONEncoder().encode(self)) as! [String: Any]
     var tree = encoded
@@ -297,6 +301,7 @@ extension TrainConfig {
     guard data.loaderThreads >= 1, data.prefetchBatches >= 1 else {
       throw bad("data.loaderThreads", data.loaderThreads, "loader threads and prefetch batches must be >= 1")
     }
+    try validateGroups()
     if fft.bucketMB <= 0 { throw bad("fft.bucketMB", fft.bucketMB, "must be > 0") }
     guard data.featureCacheMaxGB >= 0, data.featureCacheMaxGB.isFinite else {
       throw bad("data.featureCacheMaxGB", data.featureCacheMaxGB, "must be a finite number of GB >= 0 (0: no bound)")

@@ -112,6 +112,9 @@ public final class TrainLoop {
   public var gradientReduction: (buckets: Int, progressThread: Bool) { (reducer.buckets.count, reducer.usesProgressThread) }
   /// Called on every rank at evaluation points; returns metrics (the coordinator logs them).
   public var evaluate: ((Int) throws -> [String: Double])?
+  /// FFT/pretraining parameter groups: each group's lr per step (optimizer.groups order, logged as lr/NAME) and
+  /// the settings saved in every checkpoint and checked on resume. nil: every group steps at `learningRate`.
+  public var parameterGroups: (settings: ResolvedParameterGroups, learningRates: (Int) -> [Float])?
   /// Console output (coordinator only); tests capture it.
   public var log: (String) -> Void = { print($0); fflush(stdout) }
   public private(set) var step = 0
@@ -157,6 +160,7 @@ public final class TrainLoop {
     guard !found.isEmpty else { return 0 }
     try world.broadcast(bytes: &stateBytes, root: 0)
     let state = try JSONDecoder().decode(CheckpointState.self, from: Data(stateBytes))
+    try parameterGroups?.settings.checkResume(scalars: state.scalars, checkpoint: found)
     if let bestStep = state.scalars["best_step"], let bestValue = state.scalars["best_value"] {
       best = (Int(bestStep), bestValue)
     }
@@ -239,7 +243,9 @@ public final class TrainLoop {
       try model.gradientsAveraged()
       watchdog.beat()
       let lr = learningRate(s)
-      optimizer.step(parameters: model.parameters, gradients: grads, lr: Float(lr))
+      let groupLRs = parameterGroups?.learningRates(s)
+      if let groupLRs { optimizer.step(parameters: model.parameters, gradients: grads, lrs: groupLRs) }
+      else { optimizer.step(parameters: model.parameters, gradients: grads, lr: Float(lr)) }
       model.parametersUpdated()
       step = s + 1
       lossHistory.append(loss)
@@ -252,6 +258,7 @@ public final class TrainLoop {
                                  "train/mask_linf": packet[2] / denominator, "lr": lr, "time": Date().timeIntervalSince1970,
                                  "img_per_s": Double(options.globalBatch) / max(secondsPerStep, 1e-9)]
       for (i, key) in extraKeys.enumerated() { line[key] = packet[3 + i] / denominator }
+      for (group, groupLR) in zip(optimizer.groups, groupLRs ?? []) { line["lr/" + group.name] = Double(groupLR) }
       metrics?.append(line)
       let progress = ProgressLine.format(step: step, totalSteps: options.totalSteps, loss: loss, lr: lr,
                                      secondsPerStep: secondsPerStep,
@@ -370,6 +377,7 @@ public final class TrainLoop {
       var state = CheckpointState(step: step, epoch: sampler.epoch(ofStep: max(0, step - 1)), worldSize: world.size,
                                   seed: options.seed)
       state.scalars["optimizer_step"] = Double(optimizer.stepCount)
+      for (key, value) in parameterGroups?.settings.checkpointScalars ?? [:] { state.scalars[key] = value }
       if let best { state.scalars["best_step"] = Double(best.step); state.scalars["best_value"] = best.value }
       state.config = options.configYAML
       do {

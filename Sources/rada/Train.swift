@@ -72,7 +72,9 @@ struct Train: ParsableCommand {
     if let setting { c.setting = setting }
     // The in-code optimiser defaults are the reference's EFT values (Adam, lr 3.5e-3), far too large for
     // updating the encoders: FFT without any optimiser choice of the user's gets FLYP's (AdamW, lr 1e-5, wd 0.1).
-    let userChoseOptimiser = optim != nil || lr != nil || weightDecay != nil || overrides.contains { $0.hasPrefix("optim.") }
+    // (optim.groups only adds groups on top of these.)
+    let userChoseOptimiser = optim != nil || lr != nil || weightDecay != nil
+      || overrides.contains { $0.hasPrefix("optim.") && !$0.hasPrefix("optim.groups.") }
       || (config.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) }?.contains("optim:") ?? false)
     if c.setting == "fft" && !userChoseOptimiser {
       c.optim.name = "adamw"; c.optim.lr = 1e-5; c.optim.weightDecay = 0.1

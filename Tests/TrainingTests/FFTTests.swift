@@ -1,6 +1,6 @@
 // FFT (FFTModel / FFTSession) on one process: the combined loss (w·contrastive + CE + α·mask) against central
 // finite differences for parameters of both towers, the head and logit_scale; an end-to-end run on a tiny
-// model and a tiny synthetic dataset (loss falls, accuracy rises); a locked tower stays bit-identical; and
+// model and a tiny synthetic dataset (loss falls, accuracy rises); frozen parameter groups stay bit-identical; and
 // global-norm clipping against a naive recomputation. The N ranks vs 1 rank checks run under mpirun in
 // launch/tests/fft-distributed.sh.
 import CLIP
@@ -197,27 +197,77 @@ final class FFTTests: XCTestCase {
     XCTAssertEqual(try CLIPModel.load(path: directory + "/run1/model.safetensors").config.embedDim, 32)
   }
 
-  func testLockedTowerStaysBitIdentical() throws {
+  /// optim.groups.*.frozen: run 1 freezes the image tower and the head, run 2 the text tower and the logit scale.
+  func testFrozenGroupsStayBitIdentical() throws {
     let data = try makeData()
     for lockImage in [true, false] {
-      var config = fftConfig(model: data.model, train: data.train, eval: data.test, run: directory + "/lock\(lockImage)", steps: 3)
+      let run = directory + "/lock\(lockImage)"
+      var config = fftConfig(model: data.model, train: data.train, eval: data.test, run: run, steps: 3)
       config.data.eval = nil
-      config.fft.lockImageTower = lockImage; config.fft.lockTextTower = !lockImage
+      config.optim.groups.image.frozen = lockImage; config.optim.groups.text.frozen = !lockImage
+      config.optim.groups.head.frozen = lockImage; config.optim.groups.logitScale.frozen = !lockImage
       _ = try FFTSession.run(config: config, world: LocalCollective(), options: quietOptions())
-      let initial = try SafetensorsFile(path: data.model), trained = try SafetensorsFile(path: directory + "/lock\(lockImage)/model.safetensors")
+      let initial = try SafetensorsFile(path: data.model), trained = try SafetensorsFile(path: run + "/model.safetensors")
       var lockedChecked = 0, trainedChanged = 0
-      for name in initial.names where name != "logit_scale" {
-        let isLocked = name.hasPrefix("visual.") == lockImage
+      for name in initial.names {
+        let isLocked = name == "logit_scale" ? !lockImage : name.hasPrefix("visual.") == lockImage
         let a = try initial.floats(name), b = try trained.floats(name)
         if isLocked {
-          XCTAssertEqual(a.map(\.bitPattern), b.map(\.bitPattern), "locked tensor \(name) changed (lockImageTower \(lockImage))")
+          XCTAssertEqual(a.map(\.bitPattern), b.map(\.bitPattern), "frozen tensor \(name) changed (image frozen \(lockImage))")
           lockedChecked += 1
         } else if a != b {
           trainedChanged += 1
         }
       }
       XCTAssertGreaterThan(lockedChecked, 5)
-      XCTAssertGreaterThan(trainedChanged, 5, "the unlocked tower should train (lockImageTower \(lockImage))")
+      XCTAssertGreaterThan(trainedChanged, 5, "the unfrozen tower should train (image frozen \(lockImage))")
+      // out_proj starts at zero: a frozen head keeps it there, a trained one moves it.
+      let outProj = try SafetensorsFile(path: run + "/head.safetensors").floats("mha.out_proj.weight")
+      if lockImage {
+        XCTAssertTrue(outProj.allSatisfy { $0 == 0 }, "frozen head: out_proj moved")
+      } else {
+        XCTAssertGreaterThan(outProj.map(abs).max() ?? 0, 0, "trained head: out_proj stayed zero")
+      }
     }
+  }
+
+  /// Checkpoints carry the group settings (state.json scalars); a resume with other settings is refused, with the
+  /// same ones it continues.
+  func testResumeKeepsParameterGroups() throws {
+    let data = try makeData()
+    let run = directory + "/groups"
+    var config = fftConfig(model: data.model, train: data.train, eval: data.test, run: run, steps: 2)
+    config.data.eval = nil; config.run.checkpointEvery = 2
+    config.optim.groups.head.lr = 1e-3; config.optim.groups.text.frozen = true
+    _ = try FFTSession.run(config: config, world: LocalCollective(), options: quietOptions())
+    let state = try JSONDecoder().decode(CheckpointState.self, from: Data(contentsOf: URL(fileURLWithPath:
+      run + "/checkpoints/" + Checkpointer.name(step: 2) + "/state.json")))
+    XCTAssertEqual(state.scalars["group/head/lr"], 1e-3)
+    XCTAssertEqual(state.scalars["group/text/frozen"], 1)
+    var resume = quietOptions()
+    resume.resume = true
+    config.run.steps = 3
+    var changed = config
+    changed.optim.groups.text.frozen = false
+    XCTAssertThrowsError(try FFTSession.run(config: changed, world: LocalCollective(), options: resume)) { error in
+      XCTAssertTrue("\(error)".contains("group/text/frozen"), "\(error)")
+    }
+    XCTAssertEqual(try FFTSession.run(config: config, world: LocalCollective(), options: resume).steps, 3)
+  }
+
+  /// FFT decays as open_clip's trainer: matrices and embeddings yes; biases, norms, class embedding, logit_scale and
+  /// the head's biases no (EFT's head decays every tensor, Dassl's rule).
+  func testWeightDecayFollowsOpenCLIP() throws {
+    let model = try makeModel(alpha: 0, templates: 1)
+    let decays = Dictionary(uniqueKeysWithValues: model.table.entries.map { ($0.name, $0.decays) })
+    for name in ["visual.conv1.weight", "visual.proj", "token_embedding.weight", "positional_embedding", "mha.out_proj.weight"] {
+      XCTAssertEqual(decays[name], true, name)
+    }
+    for name in ["visual.class_embedding", "visual.ln_pre.weight", "ln_final.bias", "logit_scale", "mha.q_proj1.bias",
+                 "mha.out_proj.bias"] {
+      XCTAssertEqual(decays[name], false, name)
+    }
+    XCTAssertEqual(try RAdaHead(config: RAdaConfig(dim: 16, heads: 2, temperature: 1, alpha: 0, loss: .mse), seed: 5)
+      .table["mha.q_proj1.bias"]?.decays, true, "EFT's head keeps Dassl's decay of every tensor")
   }
 }

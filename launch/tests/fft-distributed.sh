@@ -33,7 +33,7 @@ gather="$out"
 # (2) FFT: 3 steps on 1, 2 and 3 ranks (global batch 12)
 fft=(train --setting fft --model "$tmp/tiny.safetensors" --train "imagefolder:$tmp/synth/train" --steps 3
      --batch-size 12 --no-shuffle --no-augment --optim sgd --lr 0.05 --alpha 0.1 --threads 1 --log-every 1
-     --set optim.clipGradNorm=1 --set run.checksumEvery=1)
+     --set optim.clipGradNorm=1 --set run.checksumEvery=1 --set optim.groups.head.lr=0.05)
 "$rada" "${fft[@]}" --run-dir "$tmp/f1" >"$tmp/f1.log" 2>&1 || fail "fft on 1 rank: $(tail -5 "$tmp/f1.log")"
 # 2 ranks with buckets reduced during backward (fft.overlap=always), 3 ranks with the one-node default (after backward)
 for n in 2 3; do
