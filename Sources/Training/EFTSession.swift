@@ -121,13 +121,11 @@ public enum SessionParts {
     return model.parameters[model.table["logit_scale"]!.offset]
   }
 
-  public static func featureCache(dataset: Dataset, config: TrainConfig, directory: String?) -> (path: String?, key: String) {
-    let modelStamp: String = {
-      let attributes = try? FileManager.default.attributesOfItem(atPath: config.model.path)
-      return "\(config.model.path)|\(attributes?[.size] ?? 0)|\((attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0)"
-    }()
+  /// Keyed on the weights' content (not the model path or its folder's metadata: replacing model.safetensors
+  /// inside an HF or open_clip folder must not reuse stale features), the dataset samples and the transform.
+  public static func featureCache(dataset: Dataset, model: ModelFingerprint, directory: String?) -> (path: String?, key: String) {
     let samples = dataset.samples.map { "\($0.path)|\($0.label)" }.joined(separator: "\n")
-    let key = cacheKey([modelStamp, dataset.name, samples, "center-crop-v1"])
+    let key = cacheKey([model.shapes, model.weights, dataset.name, samples, "center-crop-v1"])
     let dir = directory ?? ProcessInfo.processInfo.environment["RADA_CACHE_DIR"]
       ?? (NSHomeDirectory() + "/.cache/rada/features")
     return (dir + "/" + key + ".safetensors", key)
@@ -161,15 +159,24 @@ public enum EFTSession {
     let log: (String) -> Void = { if world.isCoordinator { options.log($0) } }
     try config.validate(ranks: world.size)
 
-    let runDirectory = try SessionParts.prepareRunDirectory(config: config, world: world, resume: options.resume)
-
+    // Every rank loads what it was given, then all agree on config, model, datasets and binary before anything
+    // is broadcast or decided from local files (a different model on one rank would otherwise meet rank 0's
+    // buffer in the broadcast).
     let model = try CLIPModel.load(path: config.model.path)
-    try world.broadcast(model.parameters.pointer, count: model.parameters.count, root: 0)
-    let tokenizer = try CLIPTokenizer()
+    let modelFingerprint = ModelFingerprint(model: model)
     let train = try DatasetSpec.load(config.data.train, options: try SessionParts.datasetOptions(config, forTraining: true))
     guard train.isLabeled, !train.classNames.isEmpty else {
       throw DataError.badSpec(spec: config.data.train, reason: "training needs a labelled dataset with at least one class")
     }
+    let evalDataset = try config.data.eval.map {
+      try DatasetSpec.load($0, options: try SessionParts.datasetOptions(config, forTraining: false))
+    }
+    try RunFingerprint.agree(world: world, config: config, model: model,
+                             datasets: [(train, "train")] + (evalDataset.map { [($0, "eval")] } ?? []))
+    let runDirectory = try SessionParts.prepareRunDirectory(config: config, world: world, resume: options.resume)
+
+    try world.broadcast(model.parameters.pointer, count: model.parameters.count, root: 0)
+    let tokenizer = try CLIPTokenizer()
     let classFeatures = ClassPrompts.features(model: model, tokenizer: tokenizer, classNames: train.classNames,
                                               templates: config.rada.templates)
     let logitScale = SessionParts.logitScale(model: model, config: config)
@@ -183,7 +190,7 @@ public enum EFTSession {
     if config.data.augment {
       source = tower
     } else {
-      let cache = SessionParts.featureCache(dataset: train, config: config, directory: options.featureCacheDirectory)
+      let cache = SessionParts.featureCache(dataset: train, model: modelFingerprint, directory: options.featureCacheDirectory)
       source = try tower.cached(world: world, cachePath: cache.path, key: cache.key, log: log)
     }
 
@@ -211,9 +218,9 @@ public enum EFTSession {
       return TrainSummary(steps: loop.step, finalMetrics: [:], lossHistory: [])
     }
 
-    if let evalSpec = config.data.eval {
-      let evaluation = try EvalSet(spec: evalSpec, config: config, model: model, tokenizer: tokenizer, world: world,
-                                   cacheDirectory: options.featureCacheDirectory, log: log)
+    if let evalDataset {
+      let evaluation = try EvalSet(dataset: evalDataset, config: config, model: model, modelFingerprint: modelFingerprint,
+                                   tokenizer: tokenizer, world: world, cacheDirectory: options.featureCacheDirectory, log: log)
       loop.evaluate = { _ in try evaluation.metrics(head: head, logitScale: logitScale, world: world, prefix: "val") }
     }
     if config.data.augment {
@@ -285,13 +292,21 @@ public struct EvalSet {
 
   public init(spec: String, config: TrainConfig, model: CLIPModel, tokenizer: CLIPTokenizer, world: Collective,
               cacheDirectory: String?, log: (String) -> Void) throws {
-    dataset = try DatasetSpec.load(spec, options: try SessionParts.datasetOptions(config, forTraining: false))
+    try self.init(dataset: try DatasetSpec.load(spec, options: try SessionParts.datasetOptions(config, forTraining: false)),
+                  config: config, model: model, modelFingerprint: ModelFingerprint(model: model), tokenizer: tokenizer,
+                  world: world, cacheDirectory: cacheDirectory, log: log)
+  }
+
+  /// `modelFingerprint`: of the weights as loaded (before any broadcast), so every rank computes the same key.
+  public init(dataset: Dataset, config: TrainConfig, model: CLIPModel, modelFingerprint: ModelFingerprint,
+              tokenizer: CLIPTokenizer, world: Collective, cacheDirectory: String?, log: (String) -> Void) throws {
+    self.dataset = dataset
     classFeatures = ClassPrompts.features(model: model, tokenizer: tokenizer, classNames: dataset.classNames,
                                           templates: config.rada.templates)
     let tower = TowerFeatureSource(model: model, count: dataset.count,
                                    loadPixels: SessionParts.pixelLoader(dataset: dataset, imageSize: model.config.vision.imageSize,
                                                                         augment: false, seed: 0))
-    let cache = SessionParts.featureCache(dataset: dataset, config: config, directory: cacheDirectory)
+    let cache = SessionParts.featureCache(dataset: dataset, model: modelFingerprint, directory: cacheDirectory)
     source = try tower.cached(world: world, cachePath: cache.path, key: cache.key, log: log)
   }
 

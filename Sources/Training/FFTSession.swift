@@ -68,13 +68,18 @@ enum TowerSession {
     try config.validate(ranks: world.size)
     let name = withHead ? "rada train (fft)" : "rada pretrain"
 
+    // Load, then agree across ranks (config, model, datasets, binary) before any broadcast (see EFTSession).
+    let clip = try CLIPModel.load(path: config.model.path)
+    let train = try DatasetSpec.load(config.data.train, options: try SessionParts.datasetOptions(config, forTraining: true))
+    let evalDataset = try config.data.eval.map {
+      try DatasetSpec.load($0, options: try SessionParts.datasetOptions(config, forTraining: false))
+    }
+    try RunFingerprint.agree(world: world, config: config, model: clip,
+                             datasets: [(train, "train")] + (evalDataset.map { [($0, "eval")] } ?? []))
     let runDirectory = try SessionParts.prepareRunDirectory(config: config, world: world, resume: options.resume,
                                                             header: "# \(name)\n")
-
-    let clip = try CLIPModel.load(path: config.model.path)
     try world.broadcast(clip.parameters.pointer, count: clip.parameters.count, root: 0)
     let tokenizer = try CLIPTokenizer()
-    let train = try DatasetSpec.load(config.data.train, options: try SessionParts.datasetOptions(config, forTraining: true))
     let text: FFTText
     var head: RAdaHead?
     if withHead {
@@ -138,10 +143,8 @@ enum TowerSession {
       return TrainSummary(steps: loop.step, finalMetrics: [:], lossHistory: [])
     }
 
-    if let evalSpec = config.data.eval {
-      let evaluation = TowerEvaluation(
-        dataset: try DatasetSpec.load(evalSpec, options: try SessionParts.datasetOptions(config, forTraining: false)),
-        templates: config.rada.templates, tokenizer: tokenizer)
+    if let evalSpec = config.data.eval, let evalDataset {
+      let evaluation = TowerEvaluation(dataset: evalDataset, templates: config.rada.templates, tokenizer: tokenizer)
       guard evaluation.dataset.isLabeled else {
         throw DataError.badSpec(spec: evalSpec, reason: "evaluation needs a labelled dataset (classes)")
       }

@@ -106,8 +106,13 @@ public final class TowerFeatureSource: ImageFeatureSource {
   public func cached(world: Collective, cachePath: String?, key: String, log: (String) -> Void) throws -> MatrixFeatureSource {
     let e = dim
     let matrix = FloatBuffer(count: max(1, count * e))
-    if let cachePath, let file = try? SafetensorsFile(path: cachePath), file.metadata["key"] == key,
-       file["features"]?.shape == [count, e] {
+    let hit = cachePath.flatMap { try? SafetensorsFile(path: $0) }.flatMap {
+      $0.metadata["key"] == key && $0["features"]?.shape == [count, e] ? $0 : nil
+    }
+    // Node-local caches: one rank may hit while another misses. Encode unless every rank hit, so all ranks make
+    // the same collectives (issue 15).
+    let everyRankHit = try world.allReduceMax(hit == nil ? 1 : 0) == 0
+    if everyRankHit, let cachePath, let file = hit {
       try file.read("features", into: matrix.pointer)
       if world.isCoordinator { log("image features: read \(count) from cache \(cachePath)") }
       return MatrixFeatureSource(matrix: matrix, count: count, dim: e)
