@@ -79,29 +79,36 @@ public enum SessionParts {
 
   /// Prepares the run directory on the coordinator (refusing an existing run unless resuming), saves the
   /// resolved config and world.json; every rank learns the outcome, so all fail alike.
+  /// When resuming, the checkpoint to resume from is checked first (all damaged, or another model's: refused
+  /// before anything in the directory is written).
   public static func prepareRunDirectory(config: TrainConfig, world: Collective, resume: Bool,
-                                         header: String = "") throws -> RunDirectory {
+                                         model: ModelFingerprint? = nil, header: String = "") throws -> RunDirectory {
     let runDirectory = RunDirectory(path: config.run.dir)
     var failure = ""
     if world.isCoordinator {
       do {
+        if resume, let point = try Checkpointer(directory: runDirectory.checkpointsPath, keepLast: 1).resumePoint(warn: { _ in }) {
+          try Checkpointer.checkCompatible(point.state, path: point.path, model: model, expected: [:])
+        }
         try runDirectory.prepare(resuming: resume)
         try runDirectory.writeAtomically("config.resolved.yaml", header + (try config.yaml()))
       } catch { failure = "\(error)" }
     }
     failure = try world.broadcast(string: failure, root: 0)
-    if !failure.isEmpty { throw ConfigError.invalid(failure) }
+    if !failure.isEmpty { throw TrainError.resumeRefused(failure) }
     try EFTSession.writeWorld(world: world, runDirectory: runDirectory)
     return runDirectory
   }
 
   /// The loop's options from the config (every setting uses the same keys).
-  public static func loopOptions(config: TrainConfig, totalSteps: Int, label: String) -> LoopOptions {
-    LoopOptions(totalSteps: totalSteps, globalBatch: config.run.batchSize, accumulation: config.run.accumulation,
+  public static func loopOptions(config: TrainConfig, totalSteps: Int, label: String, model: ModelFingerprint?) -> LoopOptions {
+    var options = LoopOptions(totalSteps: totalSteps, globalBatch: config.run.batchSize, accumulation: config.run.accumulation,
                 logEvery: config.run.logEvery, evalEvery: config.run.evalEvery, checkpointEvery: config.run.checkpointEvery,
                 skipNonFinite: config.run.nonFinite == "skip", checksumEvery: config.run.checksumEvery,
                 bestMetric: config.run.bestMetric, bestIsMax: config.run.bestMode == "max", seed: config.run.seed,
                 configYAML: (try? config.yaml()) ?? "", label: label, watchdogSeconds: config.run.collectiveTimeout)
+    options.modelFingerprint = model
+    return options
   }
 
   /// After `loop.resume()`: true (and says so) when the run is already complete at the requested length, so
@@ -171,9 +178,10 @@ public enum EFTSession {
     let evalDataset = try config.data.eval.map {
       try DatasetSpec.load($0, options: try SessionParts.datasetOptions(config, forTraining: false))
     }
-    try RunFingerprint.agree(world: world, config: config, model: model,
+    try RunFingerprint.agree(world: world, config: config, model: model, fingerprint: modelFingerprint,
                              datasets: [(train, "train")] + (evalDataset.map { [($0, "eval")] } ?? []))
-    let runDirectory = try SessionParts.prepareRunDirectory(config: config, world: world, resume: options.resume)
+    let runDirectory = try SessionParts.prepareRunDirectory(config: config, world: world, resume: options.resume,
+                                                            model: modelFingerprint)
 
     try world.broadcast(model.parameters.pointer, count: model.parameters.count, root: 0)
     let tokenizer = try CLIPTokenizer()
@@ -209,7 +217,7 @@ public enum EFTSession {
 
     let loop = try TrainLoop(
       world: world, model: eft, optimizer: optimizer, sampler: sampler,
-      options: SessionParts.loopOptions(config: config, totalSteps: totalSteps, label: "eft"),
+      options: SessionParts.loopOptions(config: config, totalSteps: totalSteps, label: "eft", model: modelFingerprint),
       learningRate: { schedule.lr(step: $0) }, runDirectory: runDirectory, keepCheckpoints: config.run.keepCheckpoints)
     loop.log = options.log
     try loop.broadcastState()

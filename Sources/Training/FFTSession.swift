@@ -74,10 +74,11 @@ enum TowerSession {
     let evalDataset = try config.data.eval.map {
       try DatasetSpec.load($0, options: try SessionParts.datasetOptions(config, forTraining: false))
     }
-    try RunFingerprint.agree(world: world, config: config, model: clip,
+    let modelFingerprint = ModelFingerprint(model: clip)
+    try RunFingerprint.agree(world: world, config: config, model: clip, fingerprint: modelFingerprint,
                              datasets: [(train, "train")] + (evalDataset.map { [($0, "eval")] } ?? []))
     let runDirectory = try SessionParts.prepareRunDirectory(config: config, world: world, resume: options.resume,
-                                                            header: "# \(name)\n")
+                                                            model: modelFingerprint, header: "# \(name)\n")
     try world.broadcast(clip.parameters.pointer, count: clip.parameters.count, root: 0)
     let tokenizer = try CLIPTokenizer()
     let text: FFTText
@@ -125,7 +126,8 @@ enum TowerSession {
 
     let loop = try TrainLoop(
       world: world, model: model, optimizer: optimizer, sampler: sampler,
-      options: SessionParts.loopOptions(config: config, totalSteps: totalSteps, label: withHead ? "fft" : "pretrain"),
+      options: SessionParts.loopOptions(config: config, totalSteps: totalSteps, label: withHead ? "fft" : "pretrain",
+                                        model: modelFingerprint),
       learningRate: { schedule.lr(step: $0) }, runDirectory: runDirectory, keepCheckpoints: config.run.keepCheckpoints,
       bucketFloats: bucketFloats)
     loop.log = options.log

@@ -55,11 +55,12 @@ public enum RunFingerprint {
 
   /// Checks, across ranks, config + model + datasets + binary. Call on every rank before the first broadcast
   /// of parameters and before any decision taken from local files.
-  public static func agree(world: Collective, config: TrainConfig, model: CLIPModel, datasets: [(Dataset, String)]) throws {
+  public static func agree(world: Collective, config: TrainConfig, model: CLIPModel, fingerprint: ModelFingerprint,
+                           datasets: [(Dataset, String)]) throws {
     guard world.size > 1 else { return }
     var entries: [FingerprintEntry] = [("binary", StartAgreement.executableDigest() ?? "unreadable")]
     entries += try configEntries(config)
-    entries += modelEntries(ModelFingerprint(model: model), parameterCount: model.parameters.count)
+    entries += modelEntries(fingerprint, parameterCount: model.parameters.count)
     for (dataset, role) in datasets { entries += datasetEntries(dataset, role: role) }
     try StartAgreement.check(world, entries: entries)
   }

@@ -49,6 +49,8 @@ public enum TrainError: Error, CustomStringConvertible {
   case replicasDiverged(step: Int, detail: String)
   case stopped(step: Int, checkpoint: String?)
   case datasetTooSmall(String)
+  /// Resume found checkpoints it must not use (all damaged, or another model's); nothing was changed.
+  case resumeRefused(String)
 
   public var description: String {
     switch self {
@@ -62,6 +64,7 @@ public enum TrainError: Error, CustomStringConvertible {
       return "stopped by a signal after step \(step)" + (checkpoint.map { "; checkpoint \($0)" } ?? "")
         + ". Continue with --resume auto."
     case let .datasetTooSmall(detail): return detail
+    case let .resumeRefused(detail): return detail
     }
   }
 }
@@ -83,6 +86,8 @@ public struct LoopOptions {
   public var configYAML: String
   public var printProgress: Bool
   public var label: String
+  /// The model the run starts from; recorded in checkpoints, and resume refuses a checkpoint of another model.
+  public var modelFingerprint: ModelFingerprint?
 
   public init(totalSteps: Int, globalBatch: Int, accumulation: Int = 1, logEvery: Int = 10, evalEvery: Int = 0,
               checkpointEvery: Int = 0, skipNonFinite: Bool = false, checksumEvery: Int = 100,
@@ -132,38 +137,73 @@ public final class TrainLoop {
 
   // MARK: Resume
 
+  /// The shapes this model's checkpoints hold: params.safetensors (every table tensor) and the optimiser moments.
+  private var expectedShapes: [String: [String: [Int]]] {
+    var moments: [String: [Int]] = [:]
+    if optimizer.firstMoment.count > 0 { moments["first_moment"] = [optimizer.firstMoment.count] }
+    if optimizer.secondMoment.count > 0 { moments["second_moment"] = [optimizer.secondMoment.count] }
+    return ["params.safetensors": Dictionary(model.table.entries.map { ($0.name, $0.shape) }, uniquingKeysWith: { a, _ in a }),
+            "optimizer.safetensors": moments]
+  }
+
   /// Loads the newest valid checkpoint on the coordinator and broadcasts parameters, optimiser state and the
-  /// step to every rank (no shared file system needed). Returns the step resumed from (0 when none).
+  /// step to every rank (no shared file system needed). Returns the step resumed from (0 when none). Refuses
+  /// (every rank throws, nothing is copied or written) when every checkpoint is damaged or the checkpoint
+  /// belongs to another model: each tensor's shape is checked before anything is read into memory.
   public func resume() throws -> Int {
     var found = ""
+    var failure = ""
     var stateBytes: [UInt8] = []
-    if world.isCoordinator, let checkpointer,
-       let newest = checkpointer.newestValid(warn: { FileHandle.standardError.write(("warning: " + $0 + "\n").data(using: .utf8)!) }) {
-      found = newest.path
-      let head = try SafetensorsFile(path: newest.path + "/params.safetensors")
-      for entry in model.table.entries {
-        guard head[entry.name] != nil else { continue }
-        try head.read(entry.name, into: model.parameters.pointer + entry.offset)
-      }
-      let moments = try SafetensorsFile(path: newest.path + "/optimizer.safetensors")
-      try optimizer.load(stepCount: Int(newest.state.scalars["optimizer_step"] ?? 0),
-                         firstMoment: moments["first_moment"] == nil ? [] : try moments.floats("first_moment"),
-                         secondMoment: moments["second_moment"] == nil ? [] : try moments.floats("second_moment"))
-      stateBytes = Array(try JSONEncoder().encode(newest.state))
+    if world.isCoordinator, let checkpointer {
+      do {
+        if let newest = try checkpointer.resumePoint(warn: { FileHandle.standardError.write(("warning: " + $0 + "\n").data(using: .utf8)!) }) {
+          try load(newest)
+          found = newest.path
+          stateBytes = Array(try JSONEncoder().encode(newest.state))
+        }
+      } catch { failure = "\(error)" }
     }
+    failure = try world.broadcast(string: failure, root: 0)
+    if !failure.isEmpty { throw TrainError.resumeRefused(failure) }
     found = try world.broadcast(string: found, root: 0)
     try broadcastState()
     guard !found.isEmpty else { return 0 }
     try world.broadcast(bytes: &stateBytes, root: 0)
     let state = try JSONDecoder().decode(CheckpointState.self, from: Data(stateBytes))
-    if let bestStep = state.scalars["best_step"], let bestValue = state.scalars["best_value"] {
-      best = (Int(bestStep), bestValue)
+    if let bestStep = state.scalars["best_step"].flatMap({ Int(exactly: $0) }), let bestValue = state.scalars["best_value"] {
+      best = (bestStep, bestValue)
     }
     step = state.step
     if world.isCoordinator {
       log("resumed from \(found) (step \(state.step), written by \(state.worldSize) rank(s); now \(world.size))")
     }
     return state.step
+  }
+
+  /// Checks the checkpoint against this model (fingerprint, recorded shapes, then the files' own headers),
+  /// and only then copies its tensors into the parameters and the optimiser.
+  private func load(_ checkpoint: (path: String, state: CheckpointState)) throws {
+    let expected = expectedShapes
+    try Checkpointer.checkCompatible(checkpoint.state, path: checkpoint.path, model: options.modelFingerprint, expected: expected)
+    let params = try SafetensorsFile(path: checkpoint.path + "/params.safetensors")
+    let moments = try SafetensorsFile(path: checkpoint.path + "/optimizer.safetensors")
+    for (file, tensors) in [(params, expected["params.safetensors"] ?? [:]), (moments, expected["optimizer.safetensors"] ?? [:])] {
+      for (name, shape) in tensors.sorted(by: { $0.key < $1.key }) {
+        guard let info = file[name] else {
+          throw CheckpointError.foreign(path: checkpoint.path, reason: "\(file.path) has no tensor \(name)")
+        }
+        guard info.shape == shape else {
+          throw CheckpointError.foreign(path: checkpoint.path, reason: "\(name) has shape \(info.shape), this model needs \(shape)")
+        }
+      }
+    }
+    for entry in model.table.entries { try params.read(entry.name, into: model.parameters.pointer + entry.offset) }
+    guard let stepCount = Int(exactly: checkpoint.state.scalars["optimizer_step"] ?? 0), stepCount >= 0 else {
+      throw CheckpointError.damaged(path: checkpoint.path, reason: "optimizer_step is not a whole number")
+    }
+    try optimizer.load(stepCount: stepCount,
+                       firstMoment: moments["first_moment"] == nil ? [] : try moments.floats("first_moment"),
+                       secondMoment: moments["second_moment"] == nil ? [] : try moments.floats("second_moment"))
   }
 
   /// Makes every rank's parameters and optimiser state equal to the coordinator's.
@@ -370,6 +410,7 @@ public final class TrainLoop {
       state.scalars["optimizer_step"] = Double(optimizer.stepCount)
       if let best { state.scalars["best_step"] = Double(best.step); state.scalars["best_value"] = best.value }
       state.config = options.configYAML
+      state.model = options.modelFingerprint
       do {
         path = try checkpointer.save(step: step, files: files, state: state)
         checkpointer.prune(protectedSteps: best.map { [$0.step] } ?? [])
