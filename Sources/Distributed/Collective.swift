@@ -25,6 +25,10 @@ public enum CollectiveError: Error, CustomStringConvertible {
   }
 }
 
+/// An error that every rank throws at the same point because a collective decided it (a broadcast failure
+/// message, an agreed flag): the executable prints it once and every rank exits 1 without MPI_Abort.
+public protocol RankAgreedError: Error {}
+
 /// A non-blocking allreduce in flight. Complete it with `Collective.wait`.
 public final class PendingReduction {
   public let count: Int

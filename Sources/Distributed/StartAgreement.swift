@@ -7,7 +7,7 @@
 import CSupport
 import Foundation
 
-public enum AgreementError: Error, CustomStringConvertible {
+public enum AgreementError: RankAgreedError, CustomStringConvertible {
   /// `groups`: each distinct value with the ranks that hold it (rank order).
   case mismatch(what: String, key: String, groups: [(value: String, ranks: [Int])])
 

@@ -51,7 +51,8 @@ public enum CheckpointError: Error, CustomStringConvertible {
       return "checkpoint \(path) does not belong to this model: \(reason). Nothing was changed. Resume with the model "
         + "and config the run was started with, or pass another --run-dir to start a new run."
     case let .writeFailed(path, reason):
-      return "could not write checkpoint \(path): \(reason). Free disk space or fix permissions; earlier checkpoints are intact."
+      return "could not write checkpoint \(path) on \(diskDescription(path)): \(reason). Free disk space or fix "
+        + "permissions, then rerun with --resume auto; earlier checkpoints are intact."
     }
   }
 }

@@ -95,7 +95,7 @@ public enum SessionParts {
       } catch { failure = "\(error)" }
     }
     failure = try world.broadcast(string: failure, root: 0)
-    if !failure.isEmpty { throw TrainError.resumeRefused(failure) }
+    if !failure.isEmpty { throw AgreedFailure(description: failure) }
     try EFTSession.writeWorld(world: world, runDirectory: runDirectory)
     return runDirectory
   }

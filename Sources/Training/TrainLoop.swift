@@ -49,8 +49,6 @@ public enum TrainError: Error, CustomStringConvertible {
   case replicasDiverged(step: Int, detail: String)
   case stopped(step: Int, checkpoint: String?)
   case datasetTooSmall(String)
-  /// Resume found checkpoints it must not use (all damaged, or another model's); nothing was changed.
-  case resumeRefused(String)
 
   public var description: String {
     switch self {
@@ -64,9 +62,15 @@ public enum TrainError: Error, CustomStringConvertible {
       return "stopped by a signal after step \(step)" + (checkpoint.map { "; checkpoint \($0)" } ?? "")
         + ". Continue with --resume auto."
     case let .datasetTooSmall(detail): return detail
-    case let .resumeRefused(detail): return detail
     }
   }
+}
+
+/// A failure every rank learnt through a collective (a refused resume, a checkpoint or metrics write that failed
+/// on the coordinator): all ranks throw it together and exit 1 without MPI_Abort.
+public struct AgreedFailure: RankAgreedError, CustomStringConvertible {
+  public let description: String
+  public init(description: String) { self.description = description }
 }
 
 public struct LoopOptions {
@@ -164,7 +168,7 @@ public final class TrainLoop {
       } catch { failure = "\(error)" }
     }
     failure = try world.broadcast(string: failure, root: 0)
-    if !failure.isEmpty { throw TrainError.resumeRefused(failure) }
+    if !failure.isEmpty { throw AgreedFailure(description: failure) }
     found = try world.broadcast(string: found, root: 0)
     try broadcastState()
     guard !found.isEmpty else { return 0 }
@@ -258,8 +262,9 @@ public final class TrainLoop {
       // One collective for the loss sums and the stop flag (a signal on any rank stops all).
       let extraKeys = sums.extra.keys.sorted()
       var packet = [sums.total, sums.ce, sums.maskLoss] + extraKeys.map { sums.extra[$0]! }
-        + [StopSignal.isRequested ? 1 : 0]
+        + [metricsFailure == nil ? 0 : 1, StopSignal.isRequested ? 1 : 0]
       try world.allReduceSum(&packet)
+      if packet[packet.count - 2] > 0 { try stopIfMetricsFailed() }
       let denominator = Double(world.size * options.accumulation)
       let loss = packet[0] / denominator
       let stopRequested = packet[packet.count - 1] > 0
@@ -268,7 +273,7 @@ public final class TrainLoop {
       if let bad = nonFinite(loss: loss) {
         if options.skipNonFinite {
           if world.isCoordinator { log("step \(s + 1): \(bad) is not finite; step skipped (run.nonFinite=skip)") }
-          metrics?.append(["step": s + 1, "skipped": true, "reason": bad])
+          record(["step": s + 1, "skipped": true, "reason": bad])
           step += 1
           continue
         }
@@ -291,7 +296,7 @@ public final class TrainLoop {
                                  "train/mask_linf": packet[2] / denominator, "lr": lr, "time": Date().timeIntervalSince1970,
                                  "img_per_s": Double(options.globalBatch) / max(secondsPerStep, 1e-9)]
       for (i, key) in extraKeys.enumerated() { line[key] = packet[3 + i] / denominator }
-      metrics?.append(line)
+      record(line)
       let progress = ProgressLine.format(step: step, totalSteps: options.totalSteps, loss: loss, lr: lr,
                                      secondsPerStep: secondsPerStep,
                                      imagesPerSecond: Double(options.globalBatch) / secondsPerStep)
@@ -336,6 +341,13 @@ public final class TrainLoop {
     case "term": kill(getpid(), SIGTERM)
     case "error": faultPending = true
     case "hang": fflush(stdout); kill(getpid(), SIGSTOP)  // alive but stuck: only a watchdog notices
+    case "fill":  // another process fills the run directory's disk (launch/tests/cluster-faults.sh, on a small tmpfs)
+      if let runDirectory, let filler = FileHandle(forWritingAtPath: { let p = runDirectory.file(".fill")
+        FileManager.default.createFile(atPath: p, contents: nil); return p }()) {
+        let block = Data(count: 1 << 16)
+        while (try? filler.write(contentsOf: block)) != nil {}
+        try? filler.close()
+      }
     default: fflush(stdout); kill(getpid(), SIGKILL)
     }
   }
@@ -349,15 +361,30 @@ public final class TrainLoop {
       logEvaluation(evaluated)
       _ = noteBest(evaluated)
     }
+    try stopIfMetricsFailed()
     try saveCheckpoint()
     return evaluated
+  }
+
+  /// The coordinator's first failed metrics.jsonl write (a full disk); every rank learns it at the next step's
+  /// allreduce or at `finish`, and all stop together without writing a checkpoint onto that disk.
+  private var metricsFailure: String?
+
+  private func record(_ line: [String: Any]) {
+    do { try metrics?.append(line) } catch { if metricsFailure == nil { metricsFailure = "\(error)" } }
+  }
+
+  /// Every rank calls this at the same point: throws on all ranks when the coordinator's metrics write failed.
+  private func stopIfMetricsFailed() throws {
+    let message = try world.broadcast(string: metricsFailure ?? "", root: 0)
+    if !message.isEmpty { throw AgreedFailure(description: message) }
   }
 
   private func logEvaluation(_ values: [String: Double]) {
     guard !values.isEmpty else { return }
     var line: [String: Any] = ["step": step]
     for (k, v) in values { line[k] = v }
-    metrics?.append(line)
+    record(line)
     if world.isCoordinator {
       log("eval step \(step): " + values.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4f", $0.value))" }
         .joined(separator: " | "))
@@ -418,7 +445,7 @@ public final class TrainLoop {
     }
     // Every rank learns whether the write worked, so a failed write stops all ranks alike.
     failure = try world.broadcast(string: failure, root: 0)
-    if !failure.isEmpty { throw CheckpointError.writeFailed(path: runDirectory?.checkpointsPath ?? "", reason: failure) }
+    if !failure.isEmpty { throw AgreedFailure(description: failure) }
     return path
   }
 }

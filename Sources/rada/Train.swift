@@ -139,6 +139,11 @@ func runOnAllRanks(_ world: Collective, _ body: () throws -> Void) throws {
       throw ExitCode(75)
     }
     fail(world, error)
+  } catch let error as RankAgreedError {
+    // Every rank threw this together after a collective: print once, and all ranks exit 1 (no MPI_Abort).
+    fflush(stdout)
+    if world.isCoordinator { FileHandle.standardError.write("error: \(error)\n".data(using: .utf8)!) }
+    throw ExitCode(1)
   } catch {
     fail(world, error)
   }
