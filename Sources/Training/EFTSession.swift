@@ -28,12 +28,16 @@ public struct TrainSummary {
 public enum SessionError: Error, CustomStringConvertible {
   case featureWidth(model: Int, head: Int, path: String)
   case alreadyComplete(String)
+  case classUnreadable(className: String, images: Int, first: String)
   public var description: String {
     switch self {
     case let .featureWidth(model, head, path):
       return "the head in \(path) has width \(head) but the model's embedding width is \(model); "
         + "use a head trained for this model."
     case let .alreadyComplete(path): return "\(path) is already complete at the requested steps."
+    case let .classUnreadable(className, images, first):
+      return "--skip-bad-samples: every image of class '\(className)' is unreadable (\(images) image(s), first \(first)); "
+        + "a replacement must come from the same class. Fix or remove those files, or drop the class from the dataset."
     }
   }
 }
@@ -47,7 +51,31 @@ public enum SessionParts {
 
   /// Pixel loader for a dataset: decode, then center preprocess or (augment) torchvision-style random resized
   /// crop + flip seeded by (seed, epoch, position).
-  public static func pixelLoader(dataset: Dataset, imageSize: Int, augment: Bool, seed: Int) -> PixelLoader {
+  ///
+  /// With `badSamples` (--skip-bad-samples), an unreadable image is replaced by the next readable image of the
+  /// SAME class (dataset order, cyclic), so its label stays true; the failure is recorded once. A class whose
+  /// images are all unreadable is an error naming it. The choice depends only on which files are readable.
+  public static func pixelLoader(dataset: Dataset, imageSize: Int, augment: Bool, seed: Int,
+                                 badSamples: BadSampleLog? = nil) -> PixelLoader {
+    let load = pixelLoaderOfOne(dataset: dataset, imageSize: imageSize, augment: augment, seed: seed)
+    guard let badSamples else { return load }
+    var members: [Int: [Int]] = [:]  // label -> positions, in dataset order
+    for (position, sample) in dataset.samples.enumerated() { members[sample.label, default: []].append(position) }
+    return { position, epoch in
+      let label = dataset.samples[position].label
+      let sameClass = members[label] ?? [position]
+      let start = sameClass.firstIndex(of: position) ?? 0
+      for offset in 0..<sameClass.count {
+        let candidate = sameClass[(start + offset) % sameClass.count]
+        if badSamples.isBad(candidate) { continue }
+        do { return try load(candidate, epoch) } catch { badSamples.note(candidate, reason: "\(error)") }
+      }
+      let name = label >= 0 && label < dataset.classNames.count ? dataset.classNames[label] : "(unlabelled)"
+      throw SessionError.classUnreadable(className: name, images: sameClass.count, first: dataset.samples[sameClass[0]].path)
+    }
+  }
+
+  static func pixelLoaderOfOne(dataset: Dataset, imageSize: Int, augment: Bool, seed: Int) -> PixelLoader {
     let preprocess = CLIPPreprocessor(size: imageSize)
     let augmentation = Augmentation(preprocessor: preprocess)
     return { position, epoch in
@@ -67,9 +95,9 @@ public enum SessionParts {
 
   /// RUN/bad_samples.txt: every image skipped by --skip-bad-samples on any rank (path and reason), and a count
   /// on the console. Nothing is written when no image failed.
-  public static func writeBadSamples(_ tower: TowerFeatureSource, dataset: Dataset, world: Collective,
+  public static func writeBadSamples(_ badSamples: BadSampleLog?, dataset: Dataset, world: Collective,
                                      runDirectory: RunDirectory, log: (String) -> Void) throws {
-    let mine = tower.badSamples.map { "\(dataset.samples[$0.position].path)\t\($0.reason)" }.joined(separator: "\n")
+    let mine = (badSamples?.entries ?? []).map { "\(dataset.samples[$0.position].path)\t\($0.reason)" }.joined(separator: "\n")
     let all = try world.allGather(string: mine).filter { !$0.isEmpty }
     guard world.isCoordinator, !all.isEmpty else { return }
     let lines = Array(Set(all.joined(separator: "\n").split(separator: "\n").map(String.init))).sorted()
@@ -161,6 +189,23 @@ public enum SessionParts {
   }
 }
 
+/// Unreadable images met with --skip-bad-samples (position -> first error), shared by the loader threads.
+public final class BadSampleLog: @unchecked Sendable {
+  private let lock = NSLock()
+  private var reasons: [Int: String] = [:]
+  public init() {}
+
+  public func note(_ position: Int, reason: String) {
+    lock.lock(); if reasons[position] == nil { reasons[position] = reason }; lock.unlock()
+  }
+  public func isBad(_ position: Int) -> Bool { lock.lock(); defer { lock.unlock() }; return reasons[position] != nil }
+  /// Every recorded failure, by position.
+  public var entries: [(position: Int, reason: String)] {
+    lock.lock(); defer { lock.unlock() }
+    return reasons.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+  }
+}
+
 public enum EFTSession {
   public static func run(config: TrainConfig, world: Collective, options: SessionOptions) throws -> TrainSummary {
     let log: (String) -> Void = { if world.isCoordinator { options.log($0) } }
@@ -191,9 +236,12 @@ public enum EFTSession {
     let imageSize = model.config.vision.imageSize
     for note in train.notes { log(note) }
     try GlobalBatchSampler.check(datasetSize: train.count, globalBatch: config.run.batchSize, dropLast: false)
-    let tower = TowerFeatureSource(model: model, count: train.count, skipBadSamples: config.data.skipBadSamples,
+    // Bad images are replaced inside the pixel loader (same class), so the tower never sees a failure to skip.
+    let badSamples = config.data.skipBadSamples ? BadSampleLog() : nil
+    let tower = TowerFeatureSource(model: model, count: train.count,
                                    loadPixels: SessionParts.pixelLoader(dataset: train, imageSize: imageSize,
-                                                                        augment: config.data.augment, seed: config.run.seed))
+                                                                        augment: config.data.augment, seed: config.run.seed,
+                                                                        badSamples: badSamples))
     let source: ImageFeatureSource
     if config.data.augment {
       source = tower
@@ -245,12 +293,12 @@ public enum EFTSession {
     // run, or a stop all ranks agreed on (never while unwinding from one rank's error).
     do { try loop.run() } catch let error as TrainError {
       if case .stopped = error {
-        try SessionParts.writeBadSamples(tower, dataset: train, world: world, runDirectory: runDirectory, log: log)
+        try SessionParts.writeBadSamples(badSamples, dataset: train, world: world, runDirectory: runDirectory, log: log)
       }
       throw error
     }
     let final = try loop.finish()
-    try SessionParts.writeBadSamples(tower, dataset: train, world: world, runDirectory: runDirectory, log: log)
+    try SessionParts.writeBadSamples(badSamples, dataset: train, world: world, runDirectory: runDirectory, log: log)
     if world.isCoordinator {
       try SafetensorsWriter.write(eft.checkpointFiles()["head.safetensors"]!, metadata: ["format": "pt"],
                                   to: runDirectory.file("head.safetensors"))

@@ -108,9 +108,11 @@ enum TowerSession {
     fftOptions.fixedHeadLogitScale = config.model.logitScale.map { Float(Foundation.log($0)) }
     fftOptions.overlapCommunication = config.run.accumulation == 1
       && FFTSession.overlaps(config.fft.overlap, layout: LaunchLayout.fromEnvironment())
+    let badSamples = config.data.skipBadSamples ? BadSampleLog() : nil  // same-class replacement, as in EFT
     let model = try FFTModel(clip: clip, head: head, world: world, microBatch: microBatch, text: text, tokenizer: tokenizer,
                              loadPixels: SessionParts.pixelLoader(dataset: train, imageSize: clip.config.vision.imageSize,
-                                                                  augment: config.data.augment, seed: config.run.seed),
+                                                                  augment: config.data.augment, seed: config.run.seed,
+                                                                  badSamples: badSamples),
                              options: fftOptions)
     model.gradientDumpPath = gradientDumpPath
     let optimizer = try Optimizer(config: optimizerConfig(config), table: model.table)
@@ -154,6 +156,7 @@ enum TowerSession {
     }
     try loop.run()
     let final = try loop.finish()
+    try SessionParts.writeBadSamples(badSamples, dataset: train, world: world, runDirectory: runDirectory, log: log)
     if world.isCoordinator {
       model.syncModules()
       try clip.save(path: runDirectory.file("model.safetensors"))

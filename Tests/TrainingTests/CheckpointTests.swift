@@ -116,15 +116,22 @@ final class CheckpointTests: XCTestCase {
     XCTAssertNoThrow(try run.prepare(resuming: true))
   }
 
+  func testMetricsLogEndsACutOffLineBeforeAppending() throws {
+    let path = directory + "/metrics.jsonl"
+    try Data("{\"step\": 1}\n{\"step\": 2, \"train/lo".utf8).write(to: URL(fileURLWithPath: path))  // a full disk cut it
+    try MetricsLog(path: path, enabled: true).append(["step": 3])
+    XCTAssertEqual(MetricsLog.read(path: path).compactMap { $0["step"] as? Int }, [1, 3])
+  }
+
   func testMetricsLogAppendsLinesAndNullsNonFinite() throws {
     let path = directory + "/metrics.jsonl"
     do {
       let log = try MetricsLog(path: path, enabled: true)
-      log.append(["step": 1, "train/loss": 2.5])
-      log.append(["step": 2, "train/loss": Double.nan])
+      try log.append(["step": 1, "train/loss": 2.5])
+      try log.append(["step": 2, "train/loss": Double.nan])
     }
     let silent = try MetricsLog(path: directory + "/other.jsonl", enabled: false)
-    silent.append(["step": 1])
+    try silent.append(["step": 1])
     XCTAssertFalse(FileManager.default.fileExists(atPath: directory + "/other.jsonl"))
     let lines = MetricsLog.read(path: path)
     XCTAssertEqual(lines.count, 2)
