@@ -57,7 +57,12 @@ public enum SessionParts {
   /// images are all unreadable is an error naming it. The choice depends only on which files are readable.
   public static func pixelLoader(dataset: Dataset, imageSize: Int, augment: Bool, seed: Int,
                                  badSamples: BadSampleLog? = nil) -> PixelLoader {
-    let load = pixelLoaderOfOne(dataset: dataset, imageSize: imageSize, augment: augment, seed: seed)
+    let one = pixelLoaderOfOne(dataset: dataset, imageSize: imageSize, augment: augment, seed: seed)
+    let rank = LaunchLayout.fromEnvironment().rank
+    let load: PixelLoader = { position, epoch in
+      if !StopSignal.loopStarted { PhaseFault.at("encode", rank: rank) }
+      return try one(position, epoch)
+    }
     guard let badSamples else { return load }
     var members: [Int: [Int]] = [:]  // label -> positions, in dataset order
     for (position, sample) in dataset.samples.enumerated() { members[sample.label, default: []].append(position) }
@@ -214,6 +219,7 @@ public enum EFTSession {
     // Every rank loads what it was given, then all agree on config, model, datasets and binary before anything
     // is broadcast or decided from local files (a different model on one rank would otherwise meet rank 0's
     // buffer in the broadcast).
+    PhaseFault.at("start", rank: world.rank)
     let model = try CLIPModel.load(path: config.model.path)
     let modelFingerprint = ModelFingerprint(model: model)
     let train = try DatasetSpec.load(config.data.train, options: try SessionParts.datasetOptions(config, forTraining: true))
@@ -228,6 +234,7 @@ public enum EFTSession {
     let runDirectory = try SessionParts.prepareRunDirectory(config: config, world: world, resume: options.resume,
                                                             model: modelFingerprint)
 
+    try StopSignal.stopIfBeforeFirstStep()
     try world.broadcast(model.parameters.pointer, count: model.parameters.count, root: 0)
     let tokenizer = try CLIPTokenizer()
     let classFeatures = ClassPrompts.features(model: model, tokenizer: tokenizer, classNames: train.classNames,

@@ -123,6 +123,7 @@ public final class TowerFeatureSource: ImageFeatureSource {
     var start = mine.lowerBound
     while start < mine.upperBound {
       let n = min(chunk, mine.upperBound - start)
+      try StopSignal.stopIfBeforeFirstStep()  // a stop during encoding ends at once (issue 15)
       try features(positions: Array(start..<start + n), epoch: 0, into: local.pointer + (start - mine.lowerBound) * e)
       start += n
     }

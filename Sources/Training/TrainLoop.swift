@@ -48,6 +48,8 @@ public enum TrainError: Error, CustomStringConvertible {
   case nonFinite(step: Int, what: String)
   case replicasDiverged(step: Int, detail: String)
   case stopped(step: Int, checkpoint: String?)
+  /// A stop request before the first optimiser step: nothing to save, nothing lost.
+  case stoppedBeforeFirstStep
   case datasetTooSmall(String)
 
   public var description: String {
@@ -62,6 +64,8 @@ public enum TrainError: Error, CustomStringConvertible {
       return "stopped by a signal after step \(step)" + (checkpoint.map { "; checkpoint \($0)" } ?? "")
         + ". Continue with --resume auto."
     case let .datasetTooSmall(detail): return detail
+    case .stoppedBeforeFirstStep:
+      return "stopped by a signal before the first step; nothing to save and nothing lost. Continue with --resume auto."
     }
   }
 }
@@ -229,7 +233,10 @@ public final class TrainLoop {
   /// Runs from the current step to `options.totalSteps`. Returns normally when done; throws
   /// TrainError.stopped after a signal (a checkpoint was written), or another error.
   public func run() throws {
-    let watchdog = Watchdog(seconds: options.watchdogSeconds, rank: world.rank)
+    // Each collective has its own watchdog (it names the missing rank); this one catches a rank stuck outside
+    // MPI with no collective to time out (one process, or a deadlock before the next collective), so it waits
+    // longer than the collective limit plus its roll call.
+    let watchdog = Watchdog(seconds: options.watchdogSeconds > 0 ? 2 * options.watchdogSeconds + 10 : 0, rank: world.rank)
     defer { watchdog.stop() }
     let localBatch = options.globalBatch / world.size
     let microBatch = localBatch / options.accumulation
@@ -237,6 +244,7 @@ public final class TrainLoop {
     var intervalStart = DispatchTime.now().uptimeNanoseconds
     var intervalSteps = 0
     let grads = model.gradients
+    StopSignal.loopStarted = true
     while step < options.totalSteps {
       let s = step
       let epoch = sampler.epoch(ofStep: s)
@@ -267,7 +275,7 @@ public final class TrainLoop {
       if packet[packet.count - 2] > 0 { try stopIfMetricsFailed() }
       let denominator = Double(world.size * options.accumulation)
       let loss = packet[0] / denominator
-      let stopRequested = packet[packet.count - 1] > 0
+      var stopRequested = packet[packet.count - 1] > 0
 
       // Non-finite loss or gradients: identical on every rank after the allreduce, so all decide alike.
       if let bad = nonFinite(loss: loss) {
@@ -318,8 +326,12 @@ public final class TrainLoop {
       var evaluated: [String: Double] = [:]
       watchdog.beat()
       if options.evalEvery > 0 && step % options.evalEvery == 0 && step < options.totalSteps, let evaluate {
+        PhaseFault.at("eval", rank: world.rank)
         evaluated = try evaluate(step)
         logEvaluation(evaluated)
+        // A signal that arrived during evaluation: agree on it now, so the checkpoint below is written at once
+        // rather than after another step (the scheduler's grace period is short).
+        if !stopRequested { stopRequested = try world.allReduceMax(StopSignal.isRequested ? 1 : 0) > 0 }
       }
       watchdog.beat()
       let improved = noteBest(evaluated)
@@ -450,6 +462,35 @@ public final class TrainLoop {
   }
 }
 
+extension StopSignal {
+  /// Set when this process's TrainLoop starts its first step. Before that there is no progress to lose.
+  nonisolated(unsafe) public internal(set) static var loopStarted = false
+
+  /// Before the first optimiser step (loading, feature encoding) a stop request ends this rank at once: nothing
+  /// is lost, and the other ranks got the same signal from the launcher (or are ended by it). Later requests are
+  /// agreed on through the step's allreduce and end with a checkpoint.
+  public static func stopIfBeforeFirstStep() throws {
+    if isRequested && !loopStarted { throw TrainError.stoppedBeforeFirstStep }
+  }
+}
+
+/// Test hook (launch/tests/cluster-faults.sh): RADA_FAULT_PHASE=start|encode|eval makes rank RADA_FAULT_RANK
+/// (default 0) act once when it reaches that phase: RADA_FAULT=hang (SIGSTOP itself) or term (SIGTERM itself).
+public enum PhaseFault {
+  nonisolated(unsafe) private static var fired = false
+  private static let lock = NSLock()
+
+  public static func at(_ phase: String, rank: Int) {
+    let env = ProcessInfo.processInfo.environment
+    guard env["RADA_FAULT_PHASE"] == phase, rank == (env["RADA_FAULT_RANK"].flatMap(Int.init) ?? 0) else { return }
+    lock.lock(); let first = !fired; fired = true; lock.unlock()
+    guard first else { return }
+    fflush(stdout)
+    FileHandle.standardError.write("rank \(rank): RADA_FAULT=\(env["RADA_FAULT"] ?? "hang") at phase \(phase) (pid \(getpid()))\n".data(using: .utf8)!)
+    kill(getpid(), env["RADA_FAULT"] == "term" ? SIGTERM : SIGSTOP)
+  }
+}
+
 /// Ends the job when this rank makes no progress for `seconds`: a rank that hangs (alive, so MPI notices nothing)
 /// or a collective that never completes would otherwise block every rank forever. It prints which rank gave up
 /// and exits non-zero, which makes mpirun (or srun --kill-on-bad-exit) end the other ranks.
@@ -480,8 +521,8 @@ final class Watchdog {
       lock.unlock()
       if !alive { return }
       if idle > seconds {
-        let message = "rank \(rank): watchdog: no training progress for \(Int(idle)) s (limit run.collectiveTimeout = "
-          + "\(Int(seconds)) s); a rank is hung or a collective cannot complete. Ending the job; resume with --resume auto.\n"
+        let message = "rank \(rank): watchdog: no training progress for \(Int(idle)) s (limit 2 x run.collectiveTimeout + 10 = "
+          + "\(Int(seconds)) s); this rank is stuck outside a collective. Ending the job; resume with --resume auto.\n"
         FileHandle.standardError.write(message.data(using: .utf8)!)
         _exit(124)
       }

@@ -121,7 +121,8 @@ func startTraining(_ resolve: () throws -> TrainConfig, threads: Int?) throws ->
   let config: TrainConfig
   do { config = try resolve() } catch { throw ValidationError("\(error)") }
   try Runtime.start(requestedThreads: threads)
-  let world = try makeCollective()
+  // The watchdog covers MPI start-up, every collective and teardown (issue 15).
+  let world = try makeCollective(watchdogSeconds: config.run.collectiveTimeout)
   do { try config.validate(ranks: world.size) } catch { throw ValidationError("\(error)") }
   StopSignal.install()
   return (config, world)
@@ -136,6 +137,14 @@ func runOnAllRanks(_ world: Collective, _ body: () throws -> Void) throws {
     if case .stopped = error {
       if world.isCoordinator { print(error.description) }
       fflush(stdout)
+      throw ExitCode(75)
+    }
+    if case .stoppedBeforeFirstStep = error {
+      // Not agreed through a collective (this rank stopped where it was): end the job with 75 at once rather
+      // than wait in MPI_Finalize for ranks that may still be in a collective.
+      print(error.description)
+      fflush(stdout)
+      if world.size > 1 { world.abort(code: 75, message: error.description) }
       throw ExitCode(75)
     }
     fail(world, error)
