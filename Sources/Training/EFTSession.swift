@@ -166,8 +166,12 @@ public enum SessionParts {
   public static func featureCache(dataset: Dataset, model: ModelFingerprint, directory: String?) -> (path: String?, key: String) {
     let samples = dataset.samples.map { "\($0.path)|\($0.label)" }.joined(separator: "\n")
     let key = cacheKey([model.shapes, model.weights, dataset.name, samples, "center-crop-v1"])
-    let dir = directory ?? ProcessInfo.processInfo.environment["RADA_CACHE_DIR"]
-      ?? (NSHomeDirectory() + "/.cache/rada/features")
+    // $HOME as the process sees it (not the password database's home): on a cluster each node's HOME may be a
+    // different, node-local disk, and the cache must follow it (XDG_CACHE_HOME when set).
+    let env = ProcessInfo.processInfo.environment
+    let cacheHome = env["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : $0 }
+      ?? ((env["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()) + "/.cache")
+    let dir = directory ?? env["RADA_CACHE_DIR"] ?? (cacheHome + "/rada/features")
     return (dir + "/" + key + ".safetensors", key)
   }
 
