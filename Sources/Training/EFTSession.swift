@@ -149,7 +149,11 @@ public enum SessionParts {
   public static func resumeIsComplete(_ loop: TrainLoop, totalSteps: Int, runDirectory: RunDirectory,
                                       log: (String) -> Void) throws -> Bool {
     _ = try loop.resume()
-    guard loop.step >= totalSteps, FileManager.default.fileExists(atPath: runDirectory.file("COMPLETE")) else { return false }
+    // COMPLETE is looked for on the coordinator only and the answer broadcast: run directories may be node-local,
+    // and a rank that returned here while another went on to train would leave that one waiting in a collective.
+    let complete = loop.world.isCoordinator && FileManager.default.fileExists(atPath: runDirectory.file("COMPLETE"))
+    let agreed = try loop.world.broadcast(string: complete ? "complete" : "", root: 0) == "complete"
+    guard loop.step >= totalSteps, agreed else { return false }
     log("\(runDirectory.path) is already complete at step \(loop.step) (asked for \(totalSteps)); nothing to do. "
         + "Give a larger --steps/--epochs to extend it.")
     return true

@@ -222,8 +222,12 @@ public final class TrainLoop {
     }
     var count = [Double(optimizer.stepCount)]
     try world.allReduceMax(&count)  // identical everywhere after a resume on the coordinator
-    if Int(count[0]) != optimizer.stepCount {
-      try optimizer.load(stepCount: Int(count[0]), firstMoment: optimizer.firstMoment.array,
+    guard let agreed = Int(exactly: count[0]), agreed >= 0 else {
+      throw AgreedFailure(description: "the optimiser step count agreed across ranks is \(count[0]), not a whole number; "
+        + "a rank sent garbage. Check that every rank runs the same rada build.")
+    }
+    if agreed != optimizer.stepCount {
+      try optimizer.load(stepCount: agreed, firstMoment: optimizer.firstMoment.array,
                          secondMoment: optimizer.secondMoment.array)
     }
   }
