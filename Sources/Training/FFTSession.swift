@@ -79,6 +79,7 @@ enum TowerSession {
                              datasets: [(train, "train")] + (evalDataset.map { [($0, "eval")] } ?? []))
     let runDirectory = try SessionParts.prepareRunDirectory(config: config, world: world, resume: options.resume,
                                                             model: modelFingerprint, header: "# \(name)\n")
+    try StopSignal.stopIfBeforeFirstStep()
     try world.broadcast(clip.parameters.pointer, count: clip.parameters.count, root: 0)
     let tokenizer = try CLIPTokenizer()
     let text: FFTText

@@ -61,7 +61,7 @@ struct Eval: ParsableCommand {
     scoring.apply(to: &config)
     let classNames = try classes.map(readClassNames(file:))
     try Runtime.start(requestedThreads: runtime.threads)
-    let world = try makeCollective()
+    let world = try makeCollective(watchdogSeconds: config.run.collectiveTimeout)  // the default limit, as in train
     try runOnAllRanks(world) {
       let log: (String) -> Void = { if world.isCoordinator { print($0); fflush(stdout) } }
       let clip = try CLIPModel.load(path: model)
