@@ -478,7 +478,7 @@ extension StopSignal {
   }
 }
 
-/// Test hook (launch/tests/cluster-faults.sh): RADA_FAULT_PHASE=start|encode|eval makes rank RADA_FAULT_RANK
+/// Test hook (launch/tests/cluster-faults.sh): RADA_FAULT_PHASE=mpi-init|start|encode|eval makes rank RADA_FAULT_RANK
 /// (default 0) act once when it reaches that phase: RADA_FAULT=hang (SIGSTOP itself) or term (SIGTERM itself).
 public enum PhaseFault {
   nonisolated(unsafe) private static var fired = false

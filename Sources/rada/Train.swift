@@ -122,6 +122,7 @@ func startTraining(_ resolve: () throws -> TrainConfig, threads: Int?) throws ->
   do { config = try resolve() } catch { throw ValidationError("\(error)") }
   try Runtime.start(requestedThreads: threads)
   // The watchdog covers MPI start-up, every collective and teardown (issue 15).
+  PhaseFault.at("mpi-init", rank: LaunchLayout.fromEnvironment().rank)
   let world = try makeCollective(watchdogSeconds: config.run.collectiveTimeout)
   do { try config.validate(ranks: world.size) } catch { throw ValidationError("\(error)") }
   StopSignal.install()

@@ -2,8 +2,8 @@
 # What: issue 15's faults outside the training loop, on a tiny model and synthetic data (EFT, 2 ranks):
 #   1. mismatched ranks (MPMD with a different --lr; the same model path holding another file): refused at
 #      start naming the key;
-#   2. a rank stopped (SIGSTOP) during start-up, feature encoding and evaluation: the job ends within
-#      run.collectiveTimeout (4 s) + a few seconds, naming the stopped rank;
+#   2. a rank stopped (SIGSTOP) before MPI_Init, during start-up, feature encoding and evaluation: the job ends
+#      within run.collectiveTimeout (4 s) + a few seconds, naming the stopped rank (inside MPI_Init: saying so);
 #   3. SIGTERM to launch/train-local mid-loop and during feature encoding: exit 75; --resume auto then gives the
 #      same head as an uninterrupted run (bit-identical);
 #   4. resume with another model's checkpoint: refused, nothing in the run directory changed;
@@ -53,18 +53,21 @@ grep -q "start-up key 'model.weights'" "$work/m2.log" || fail "model mismatch no
 echo "mismatched ranks: refused naming config.optim.lr and model.weights"
 
 # 2. SIGSTOP of rank 1 in each phase (RADA_FAULT_PHASE hook: the rank stops itself when it gets there)
-for phase in start encode eval; do
+for phase in mpi-init start encode eval; do
   rm -rf "$work/cache"
   start=$SECONDS
   RADA_FAULT_PHASE=$phase RADA_FAULT=hang RADA_FAULT_RANK=1 timeout 60 "${mpi[@]}" -np 2 "$rada" train "${common[@]}" \
     --model "$work/tiny.safetensors" --run-dir "$work/h-$phase" > "$work/h-$phase.log" 2>&1 && fail "hang at $phase exited 0"
   took=$((SECONDS - start))
   grep -q "at phase $phase" "$work/h-$phase.log" || fail "the fault did not fire at $phase: $(tail -3 "$work/h-$phase.log")"
-  grep -q "watchdog: .* rank 1 did not reach it" "$work/h-$phase.log" \
-    || fail "no watchdog message naming rank 1 at $phase: $(grep -a 'error\|watchdog' "$work/h-$phase.log" | head -3)"
+  # Inside MPI_Init no rank can be named (PMIx gives no roll call): the message says start-up did not complete.
+  expected="watchdog: .* rank 1 did not reach it"
+  [ $phase = mpi-init ] && expected="watchdog: MPI start-up (MPI_Init) did not complete within 4"
+  grep -q "$expected" "$work/h-$phase.log" \
+    || fail "no watchdog message ($expected) at $phase: $(grep -a 'error\|watchdog' "$work/h-$phase.log" | head -3)"
   # 4 s limit + up to 2 s roll call + start-up and abort on 2 busy cores
   [ $took -le 25 ] || fail "a rank stopped at $phase was noticed only after ${took}s"
-  echo "SIGSTOP at $phase: job ended after ${took}s naming rank 1"
+  echo "SIGSTOP at $phase: job ended after ${took}s"
 done
 
 # 3. SIGTERM to launch/train-local: mid-loop, and during feature encoding
