@@ -33,3 +33,21 @@ tiny_task() {
     || { echo "rada synth failed"; return 1; }
   "$1" create-model --preset tiny --out "$2/tiny.safetensors" >/dev/null || { echo "rada create-model failed"; return 1; }
 }
+
+# run_mpirun_stoppable CMD...: runs mpirun in the background and turns TERM/INT/HUP sent to this script into
+# SIGUSR1 for mpirun, which forwards it to every rank (rada stops on it: a checkpoint and exit 75). OpenMPI 4.1's
+# mpirun itself answers TERM by killing the ranks within ~1 s (exit 1, no checkpoint) and refuses to forward TERM
+# (ess_base_forward_signals SIGTERM is rejected); measured 2026-12-05. Exits with mpirun's status.
+run_mpirun_stoppable() {
+  local child status
+  "$@" &
+  child=$!
+  trap 'kill -USR1 "$child" 2>/dev/null' TERM INT HUP
+  while true; do
+    status=0; wait "$child" || status=$?
+    # wait returns >128 when a trapped signal interrupted it; the child is still running then.
+    kill -0 "$child" 2>/dev/null || break
+  done
+  trap - TERM INT HUP
+  return "$status"
+}

@@ -10,6 +10,7 @@ static inline MPI_Datatype rada_mpi_float(void) { return MPI_FLOAT; }
 static inline MPI_Datatype rada_mpi_double(void) { return MPI_DOUBLE; }
 static inline MPI_Datatype rada_mpi_int(void) { return MPI_INT; }
 static inline MPI_Datatype rada_mpi_byte(void) { return MPI_BYTE; }
+static inline MPI_Datatype rada_mpi_long_long(void) { return MPI_LONG_LONG; }
 static inline MPI_Datatype rada_mpi_char(void) { return MPI_CHAR; }
 static inline MPI_Op rada_mpi_sum(void) { return MPI_SUM; }
 static inline MPI_Op rada_mpi_max(void) { return MPI_MAX; }

@@ -40,6 +40,24 @@ public struct LoadedBatch<Item> {
   public var replacedSlots: [Int]
 }
 
+/// Test hook: at most `limitForTesting` loader threads can be created (nil: no limit), to exercise the path
+/// where the system refuses threads.
+public enum LoaderThreads {
+  nonisolated(unsafe) public static var limitForTesting: Int?
+}
+
+public enum LoaderError: Error, CustomStringConvertible {
+  /// Not one worker thread could be started (pthread_create failed: thread or memory limits).
+  case noWorkerThreads(requested: Int, reason: String)
+  public var description: String {
+    switch self {
+    case let .noWorkerThreads(requested, reason):
+      return "could not start any of \(requested) image loader thread(s) (\(reason)). Raise the process/thread "
+        + "limit (ulimit -u) or lower --set data.loaderThreads."
+    }
+  }
+}
+
 /// Usage: `let loader = BatchLoader(workers: 4, prefetchDepth: 2, pathOf: { ds.samples[$0].path }) { request in
 /// ... }`; `loader.submit(step:positions:)` a few steps ahead; `while let batch = try loader.next() { ... }`.
 public final class BatchLoader<Item>: @unchecked Sendable {
@@ -54,6 +72,9 @@ public final class BatchLoader<Item>: @unchecked Sendable {
     core = LoaderCore(workers: workers, prefetchDepth: prefetchDepth, skipBadSamples: skipBadSamples,
                       pathOf: pathOf, load: load)
   }
+
+  /// Worker threads actually running (fewer than `workers` when the system refused some).
+  public var startedWorkers: Int { core.startedWorkers }
 
   /// Workers hold the core, not the loader, so dropping the loader stops them.
   deinit { core.stop() }
@@ -113,14 +134,20 @@ private final class LoaderCore<Item>: @unchecked Sendable {
     precondition(workers >= 1 && prefetchDepth >= 1, "BatchLoader: workers and prefetchDepth must be >= 1")
     self.workers = workers; self.prefetchDepth = prefetchDepth; self.skipBadSamples = skipBadSamples
     self.pathOf = pathOf; self.load = load
-    runningWorkers = workers
+    // pthread_create rather than Foundation's Thread: Thread.start cannot report a failed creation, and a worker
+    // counted as running that never ran made stop() (and so the trainer's exit) wait forever.
+    condition.lock()
     for index in 0..<workers {
-      let thread = Thread { self.workerLoop() }
-      thread.name = "rada.loader.\(index)"
-      thread.stackSize = 8 << 20  // image decoders keep large buffers on the stack
-      thread.start()
+      let code = (LoaderThreads.limitForTesting.map { index >= $0 } ?? false)
+        ? EAGAIN : startThread(name: "rada.loader.\(index)", stackSize: 8 << 20) { self.workerLoop() }
+      if code == 0 { runningWorkers += 1 } else if startFailure == nil { startFailure = String(cString: strerror(code)) }
     }
+    startedWorkers = runningWorkers
+    condition.unlock()
   }
+
+  private(set) var startedWorkers = 0
+  private var startFailure: String?
 
   func submit(step: Int, positions: [Int]) {
     condition.lock()
@@ -146,6 +173,10 @@ private final class LoaderCore<Item>: @unchecked Sendable {
 
   func next() throws -> LoadedBatch<Item>? {
     condition.lock()
+    if startedWorkers == 0 {
+      condition.unlock()
+      throw LoaderError.noWorkerThreads(requested: workers, reason: startFailure ?? "unknown")
+    }
     let sequence = delivered
     guard sequence < schedule.count else { condition.unlock(); return nil }
     while !isStopped && (inFlight[sequence] == nil || inFlight[sequence]!.remaining > 0) { condition.wait() }
@@ -233,4 +264,27 @@ private final class LoaderCore<Item>: @unchecked Sendable {
     condition.broadcast()
     condition.unlock()
   }
+}
+
+
+/// Starts a detached thread running `body`; returns pthread_create's code (0 = started).
+/// Image decoders keep large buffers on the stack, hence the explicit stack size.
+private func startThread(name: String, stackSize: Int, _ body: @escaping () -> Void) -> Int32 {
+  final class Box { let body: () -> Void; let name: String; init(_ b: @escaping () -> Void, _ n: String) { body = b; name = n } }
+  var attributes = pthread_attr_t()
+  pthread_attr_init(&attributes)
+  defer { pthread_attr_destroy(&attributes) }
+  pthread_attr_setstacksize(&attributes, stackSize)
+  pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
+  let context = Unmanaged.passRetained(Box(body, name)).toOpaque()
+  var thread = pthread_t()
+  let code = pthread_create(&thread, &attributes, { context in
+    guard let context else { return nil }
+    let box = Unmanaged<Box>.fromOpaque(context).takeRetainedValue()
+    Thread.current.name = box.name
+    box.body()
+    return nil
+  }, context)
+  if code != 0 { Unmanaged<Box>.fromOpaque(context).release() }
+  return code
 }

@@ -7,8 +7,9 @@ import Tensor
 public enum CollectiveError: Error, CustomStringConvertible {
   /// An MPI call returned an error code.
   case mpi(operation: String, rank: Int, code: Int32, message: String)
-  /// A collective did not finish within the watchdog limit.
-  case timeout(operation: String, rank: Int, seconds: Double)
+  /// A collective did not finish within the watchdog limit. `missing`: ranks that did not answer the roll call;
+  /// `elsewhere`: ranks that answered from another collective (their order diverged).
+  case timeout(operation: String, rank: Int, seconds: Double, missing: [Int], elsewhere: [(rank: Int, collective: Int64)])
   case invalidArgument(operation: String, detail: String)
 
   public var description: String {
@@ -16,14 +17,24 @@ public enum CollectiveError: Error, CustomStringConvertible {
     case let .mpi(operation, rank, code, message):
       return "\(operation) failed on rank \(rank) (MPI error \(code): \(message)). Another rank probably died or "
         + "the network dropped; check that rank's log, then rerun with --resume auto."
-    case let .timeout(operation, rank, seconds):
-      return "\(operation) on rank \(rank) did not complete within \(seconds) s; a rank is hung or dead. "
-        + "Raise --collective-timeout if steps are legitimately this slow."
+    case let .timeout(operation, rank, seconds, missing, elsewhere):
+      let who = missing.isEmpty ? "every rank answered the roll call"
+        : (missing.count == 1 ? "rank " : "ranks ") + missing.map(String.init).joined(separator: ",")
+          + " did not reach it (stopped, hung, dead or still computing)"
+      let diverged = elsewhere.isEmpty ? "" : "; " + elsewhere.map { "rank \($0.rank) is in collective #\($0.collective)" }
+        .joined(separator: ", ") + " (collective order diverged: a bug)"
+      return "watchdog: \(operation) on rank \(rank) did not complete within \(Int(seconds)) s: \(who)\(diverged). "
+        + "Ending the job; resume with --resume auto. Raise run.collectiveTimeout (--set run.collectiveTimeout=S) "
+        + "if that rank legitimately needs longer."
     case let .invalidArgument(operation, detail):
       return "\(operation): \(detail)"
     }
   }
 }
+
+/// An error that every rank throws at the same point because a collective decided it (a broadcast failure
+/// message, an agreed flag): the executable prints it once and every rank exits 1 without MPI_Abort.
+public protocol RankAgreedError: Error {}
 
 /// A non-blocking allreduce in flight. Complete it with `Collective.wait`.
 public final class PendingReduction {

@@ -6,7 +6,7 @@
 // losses within 1e-6 relative (launch/tests/feature-cache.sh).
 //
 // Layout: DIR/aug-KEY/epoch_00003.safetensors per epoch: `positions` (M) and `features` (M, E), rows in position
-// order, metadata {key, epoch, checksum of the features}. KEY = model weights' checksum + dataset listing (path,
+// order, metadata {key, epoch, checksum of the features}. KEY = model fingerprint (shapes, weights) + dataset listing (path,
 // label, size, mtime of every file, after shots/subsample) + transform version + image size + seed. An epoch file
 // grows: a later run that visits more positions of that epoch adds them. A lock file per epoch (flock) keeps two
 // jobs (sweep runs in parallel, Slurm array tasks on a shared cache) from extracting the same epoch twice; a killed
@@ -75,19 +75,15 @@ public struct AugmentedFeatureCache {
   public let root: String
   public let maxBytes: Double
 
-  /// `root` nil: $RADA_CACHE_DIR or ~/.cache/rada/features.
-  public init(root: String?, model: CLIPModel, dataset: Dataset, seed: Int, maxGB: Double) {
-    let base = root ?? ProcessInfo.processInfo.environment["RADA_CACHE_DIR"] ?? (NSHomeDirectory() + "/.cache/rada/features")
-    let weights = model.parameters.readOnly.withMemoryRebound(to: UInt8.self, capacity: model.parameters.count * 4) {
-      checksum(Data(bytes: $0, count: model.parameters.count * 4))
-    }
+  /// `root`: the feature cache folder (SessionParts.featureCacheRoot); `fingerprint`: the model's weights as loaded.
+  public init(root base: String, model: CLIPModel, fingerprint: ModelFingerprint, dataset: Dataset, seed: Int, maxGB: Double) {
     let listing = dataset.samples.map { sample -> String in
       let attributes = try? FileManager.default.attributesOfItem(atPath: sample.path)
       let size = (attributes?[.size] as? NSNumber)?.int64Value ?? -1
       let modified = (attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
       return "\(sample.path)|\(sample.label)|\(size)|\(modified)"
     }.joined(separator: "\n")
-    key = cacheKey([weights, listing, Self.transformVersion, "\(model.config.vision.imageSize)", "seed \(seed)"])
+    key = cacheKey([fingerprint.shapes, fingerprint.weights, listing, Self.transformVersion, "\(model.config.vision.imageSize)", "seed \(seed)"])
     self.root = base
     directory = base + "/aug-" + key
     count = dataset.count

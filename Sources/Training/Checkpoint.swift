@@ -2,7 +2,10 @@
 // optimizer.safetensors, state.json, DONE}. Written by the coordinator into a temporary directory, every file
 // fsynced, state.json carrying a checksum of every tensor file, then renamed into place and marked DONE. Resume
 // takes the newest complete checkpoint whose checksums verify, falling back to older ones (with a warning) when
-// the newest is damaged. The last N are kept, plus the best by a named metric.
+// the newest is damaged. DONE holds the checksum of state.json, so state.json is covered too. state.json records
+// the model fingerprint and every tensor's shape: a checkpoint of another model is refused before anything is
+// copied (`checkCompatible`), and a run whose checkpoints are all damaged is refused, never restarted over them.
+// The last N are kept, plus the best by a named metric.
 import Foundation
 import Tensor
 
@@ -20,6 +23,10 @@ public struct CheckpointState: Codable, Equatable {
   public var checksums: [String: String] = [:]
   /// The resolved config the run was started with (YAML).
   public var config: String = ""
+  /// The model the run started from (shapes + weights digest; nil in checkpoints written before issue 15).
+  public var model: ModelFingerprint?
+  /// File name -> tensor name -> shape, for every tensor file (empty in checkpoints written before issue 15).
+  public var shapes: [String: [String: [Int]]] = [:]
 
   public init(step: Int, epoch: Int, worldSize: Int, seed: Int) {
     self.step = step; self.epoch = epoch; self.worldSize = worldSize; self.seed = seed
@@ -29,12 +36,23 @@ public struct CheckpointState: Codable, Equatable {
 public enum CheckpointError: Error, CustomStringConvertible {
   case damaged(path: String, reason: String)
   case writeFailed(path: String, reason: String)
+  /// Every complete checkpoint failed verification; `reasons` one per checkpoint.
+  case allDamaged(directory: String, reasons: [String])
+  /// The checkpoint belongs to another model or another parameter layout.
+  case foreign(path: String, reason: String)
 
   public var description: String {
     switch self {
     case let .damaged(path, reason): return "checkpoint \(path) is damaged (\(reason)); it will not be used."
+    case let .allDamaged(directory, reasons):
+      return "every checkpoint in \(directory) is damaged (" + reasons.joined(separator: "; ") + "). Refusing to resume "
+        + "(nothing was changed or deleted). To start over, move the run directory aside or pass another --run-dir."
+    case let .foreign(path, reason):
+      return "checkpoint \(path) does not belong to this model: \(reason). Nothing was changed. Resume with the model "
+        + "and config the run was started with, or pass another --run-dir to start a new run."
     case let .writeFailed(path, reason):
-      return "could not write checkpoint \(path): \(reason). Free disk space or fix permissions; earlier checkpoints are intact."
+      return "could not write checkpoint \(path) on \(diskDescription(path)): \(reason). Free disk space or fix "
+        + "permissions, then rerun with --resume auto; earlier checkpoints are intact."
     }
   }
 }
@@ -79,15 +97,17 @@ public struct Checkpointer {
         let bytes = SafetensorsWriter.encode(tensors)
         try writeAtomically(bytes, to: temporary + "/" + name)
         state.checksums[name] = checksum(bytes)
+        state.shapes[name] = Dictionary(tensors.map { ($0.name, $0.shape) }, uniquingKeysWith: { first, _ in first })
       }
       let encoder = JSONEncoder()
       encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-      try writeAtomically(try encoder.encode(state), to: temporary + "/state.json")
+      let stateBytes = try encoder.encode(state)
+      try writeAtomically(stateBytes, to: temporary + "/state.json")
       try? fm.removeItem(atPath: final)  // a re-save of the same step (e.g. a stop right after a periodic save)
       guard rename(temporary, final) == 0 else {
         throw CheckpointError.writeFailed(path: final, reason: String(cString: strerror(errno)))
       }
-      try writeAtomically(Data("ok\n".utf8), to: final + "/DONE")
+      try writeAtomically(Data("state.json \(checksum(stateBytes))\n".utf8), to: final + "/DONE")
     } catch let error as CheckpointError {
       try? fm.removeItem(atPath: temporary)
       throw error
@@ -114,6 +134,14 @@ public struct Checkpointer {
     guard let data = FileManager.default.contents(atPath: path + "/state.json") else {
       throw CheckpointError.damaged(path: path, reason: "state.json missing")
     }
+    // DONE: "state.json CHECKSUM" (before issue 15: "ok", no checksum of state.json).
+    let done = String(decoding: FileManager.default.contents(atPath: path + "/DONE") ?? Data(), as: UTF8.self)
+    let doneFields = done.split(whereSeparator: \.isWhitespace)
+    if doneFields.count == 2, doneFields[0] == "state.json", String(doneFields[1]) != checksum(data) {
+      throw CheckpointError.damaged(path: path, reason: "state.json checksum \(checksum(data)) != recorded \(doneFields[1])")
+    } else if doneFields != ["ok"] && !(doneFields.count == 2 && doneFields[0] == "state.json") {
+      throw CheckpointError.damaged(path: path, reason: "DONE unreadable")
+    }
     let state: CheckpointState
     do { state = try JSONDecoder().decode(CheckpointState.self, from: data) } catch {
       throw CheckpointError.damaged(path: path, reason: "state.json unreadable: \(error)")
@@ -136,6 +164,50 @@ public struct Checkpointer {
       do { return (candidate.path, try verify(candidate.path)) } catch { warn("\(error) Falling back to an older checkpoint.") }
     }
     return nil
+  }
+
+  /// What resume starts from: nil when there is no complete checkpoint (a fresh start), the newest that
+  /// verifies otherwise; throws `allDamaged` when checkpoints exist but none verifies (a silent restart from
+  /// step 0 would overwrite and prune them and mix two runs in metrics.jsonl).
+  public func resumePoint(warn: (String) -> Void) throws -> (path: String, state: CheckpointState)? {
+    let candidates = complete()
+    guard !candidates.isEmpty else { return nil }
+    var reasons: [String] = []
+    for candidate in candidates {
+      do { return (candidate.path, try verify(candidate.path)) } catch {
+        reasons.append("\(error)")
+        warn("\(error) Falling back to an older checkpoint.")
+      }
+    }
+    throw CheckpointError.allDamaged(directory: directory, reasons: reasons)
+  }
+
+  /// Refuses a checkpoint written for another model: a different starting model (fingerprint), or a tensor
+  /// whose recorded shape differs from `expected` (file name -> tensor name -> shape). Older checkpoints without
+  /// a record are checked against the tensor files' own headers by the caller before copying.
+  public static func checkCompatible(_ state: CheckpointState, path: String, model: ModelFingerprint?,
+                                     expected: [String: [String: [Int]]]) throws {
+    if let model, let recorded = state.model {
+      if recorded.shapes != model.shapes {
+        throw CheckpointError.foreign(path: path, reason: "it was written for a model with other tensor shapes "
+          + "(shape digest \(recorded.shapes), this model \(model.shapes))")
+      }
+      if recorded.weights != model.weights {
+        throw CheckpointError.foreign(path: path, reason: "it was trained from other weights (digest \(recorded.weights), "
+          + "this model \(model.weights))")
+      }
+    }
+    for (file, tensors) in expected.sorted(by: { $0.key < $1.key }) {
+      guard let recorded = state.shapes[file] else { continue }
+      for (name, shape) in tensors.sorted(by: { $0.key < $1.key }) {
+        guard let other = recorded[name] else {
+          throw CheckpointError.foreign(path: path, reason: "\(file) has no tensor \(name)")
+        }
+        guard other == shape else {
+          throw CheckpointError.foreign(path: path, reason: "\(file): \(name) has shape \(other), this model needs \(shape)")
+        }
+      }
+    }
   }
 
   /// Keeps the newest `keepLast` complete checkpoints plus `protectedSteps` (the best); removes the rest and

@@ -68,13 +68,20 @@ enum TowerSession {
     try config.validate(ranks: world.size)
     let name = withHead ? "rada train (fft)" : "rada pretrain"
 
-    let runDirectory = try SessionParts.prepareRunDirectory(config: config, world: world, resume: options.resume,
-                                                            header: "# \(name)\n")
-
+    // Load, then agree across ranks (config, model, datasets, binary) before any broadcast (see EFTSession).
     let clip = try CLIPModel.load(path: config.model.path)
+    let train = try DatasetSpec.load(config.data.train, options: try SessionParts.datasetOptions(config, forTraining: true))
+    let evalDataset = try config.data.eval.map {
+      try DatasetSpec.load($0, options: try SessionParts.datasetOptions(config, forTraining: false))
+    }
+    let modelFingerprint = ModelFingerprint(model: clip)
+    try RunFingerprint.agree(world: world, config: config, model: clip, fingerprint: modelFingerprint,
+                             datasets: [(train, "train")] + (evalDataset.map { [($0, "eval")] } ?? []))
+    let runDirectory = try SessionParts.prepareRunDirectory(config: config, world: world, resume: options.resume,
+                                                            model: modelFingerprint, header: "# \(name)\n")
+    try StopSignal.stopIfBeforeFirstStep()
     try world.broadcast(clip.parameters.pointer, count: clip.parameters.count, root: 0)
     let tokenizer = try CLIPTokenizer()
-    let train = try DatasetSpec.load(config.data.train, options: try SessionParts.datasetOptions(config, forTraining: true))
     let text: FFTText
     var head: RAdaHead?
     if withHead {
@@ -105,9 +112,11 @@ enum TowerSession {
     fftOptions.fixedHeadLogitScale = config.model.logitScale.map { Float(Foundation.log($0)) }
     fftOptions.overlapCommunication = config.run.accumulation == 1
       && FFTSession.overlaps(config.fft.overlap, layout: LaunchLayout.fromEnvironment())
+    let badSamples = config.data.skipBadSamples ? BadSampleLog() : nil  // same-class replacement, as in EFT
     let model = try FFTModel(clip: clip, head: head, world: world, microBatch: microBatch, text: text, tokenizer: tokenizer,
                              loadPixels: SessionParts.pixelLoader(dataset: train, imageSize: clip.config.vision.imageSize,
-                                                                  augment: config.data.augment, seed: config.run.seed),
+                                                                  augment: config.data.augment, seed: config.run.seed,
+                                                                  badSamples: badSamples),
                              options: fftOptions)
     model.gradientDumpPath = gradientDumpPath
     guard model.table.trainableCount > 0 else {
@@ -127,7 +136,8 @@ enum TowerSession {
 
     let loop = try TrainLoop(
       world: world, model: model, optimizer: optimizer, sampler: sampler,
-      options: SessionParts.loopOptions(config: config, totalSteps: totalSteps, label: withHead ? "fft" : "pretrain"),
+      options: SessionParts.loopOptions(config: config, totalSteps: totalSteps, label: withHead ? "fft" : "pretrain",
+                                        model: modelFingerprint),
       learningRate: { schedule.lr(step: $0) }, runDirectory: runDirectory, keepCheckpoints: config.run.keepCheckpoints,
       bucketFloats: bucketFloats)
     loop.log = options.log
@@ -146,10 +156,8 @@ enum TowerSession {
       return TrainSummary(steps: loop.step, finalMetrics: [:], lossHistory: [])
     }
 
-    if let evalSpec = config.data.eval {
-      let evaluation = TowerEvaluation(
-        dataset: try DatasetSpec.load(evalSpec, options: try SessionParts.datasetOptions(config, forTraining: false)),
-        templates: config.rada.templates, tokenizer: tokenizer)
+    if let evalSpec = config.data.eval, let evalDataset {
+      let evaluation = TowerEvaluation(dataset: evalDataset, templates: config.rada.templates, tokenizer: tokenizer)
       guard evaluation.dataset.isLabeled else {
         throw DataError.badSpec(spec: evalSpec, reason: "evaluation needs a labelled dataset (classes)")
       }
@@ -157,6 +165,7 @@ enum TowerSession {
     }
     try loop.run()
     let final = try loop.finish()
+    try SessionParts.writeBadSamples(badSamples, dataset: train, world: world, runDirectory: runDirectory, log: log)
     if world.isCoordinator {
       model.syncModules()
       try clip.save(path: runDirectory.file("model.safetensors"))

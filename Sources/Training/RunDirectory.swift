@@ -56,20 +56,65 @@ public struct RunDirectory {
   }
 }
 
+/// Names the file system that holds `path` for error messages: its mount point and the space left
+/// ("the disk mounted at /scratch (0 bytes free)"), so a full disk is recognisable at once.
+public func diskDescription(_ path: String) -> String {
+  var directory = (path as NSString).standardizingPath
+  while !directory.isEmpty && !FileManager.default.fileExists(atPath: directory) {
+    directory = (directory as NSString).deletingLastPathComponent
+  }
+  let mounts = (try? String(contentsOfFile: "/proc/mounts", encoding: .utf8)) ?? ""
+  let mountPoint = mounts.split(separator: "\n").compactMap { line -> String? in
+    let fields = line.split(separator: " ")
+    return fields.count > 1 ? String(fields[1]) : nil
+  }.filter { directory == $0 || directory.hasPrefix($0 == "/" ? "/" : $0 + "/") }.max { $0.count < $1.count } ?? "/"
+  var info = statvfs()
+  guard statvfs(directory, &info) == 0 else { return "the disk mounted at \(mountPoint)" }
+  let free = UInt64(info.f_bavail) &* UInt64(info.f_frsize)
+  return "the disk mounted at \(mountPoint) (\(free) bytes free)"
+}
+
+public enum MetricsError: Error, CustomStringConvertible {
+  case writeFailed(path: String, reason: String)
+  public var description: String {
+    switch self {
+    case let .writeFailed(path, reason):
+      return "could not append to \(path) (\(reason)) on \(diskDescription(path)). Training stopped; the last "
+        + "complete checkpoint is kept. Free space there, then rerun with --resume auto."
+    }
+  }
+}
+
 /// metrics.jsonl: one JSON object per line, appended and flushed per line so a crash loses at most one line.
+/// A failed write (a full disk) is an error for the caller, never a crash.
 public final class MetricsLog {
   private let handle: FileHandle?
 
   /// `enabled` is false on non-coordinator ranks (they log nothing).
   public init(path: String, enabled: Bool) throws {
+    self.path = path
     guard enabled else { handle = nil; return }
     if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
-    handle = FileHandle(forWritingAtPath: path)
-    handle?.seekToEndOfFile()
+    guard let opened = FileHandle(forWritingAtPath: path) else {
+      throw MetricsError.writeFailed(path: path, reason: "cannot open for writing")
+    }
+    do {
+      // A line cut short by a full disk must not swallow the next one: end it first.
+      if try opened.seekToEnd() > 0, let reader = FileHandle(forReadingAtPath: path) {
+        try reader.seek(toOffset: try reader.seekToEnd() - 1)
+        if try reader.read(upToCount: 1) != Data("\n".utf8) { try opened.write(contentsOf: Data("\n".utf8)) }
+        try reader.close()
+      }
+    } catch {
+      throw MetricsError.writeFailed(path: path, reason: (error as NSError).localizedDescription)
+    }
+    handle = opened
   }
 
+  private let path: String
+
   /// Appends one line; keys are sorted for stable files; non-finite numbers are written as null.
-  public func append(_ values: [String: Any]) {
+  public func append(_ values: [String: Any]) throws {
     guard let handle else { return }
     let clean = values.mapValues { value -> Any in
       if let d = value as? Double, !d.isFinite { return NSNull() }
@@ -77,8 +122,12 @@ public final class MetricsLog {
       return value
     }
     guard let data = try? JSONSerialization.data(withJSONObject: clean, options: [.sortedKeys, .withoutEscapingSlashes]) else { return }
-    handle.write(data + Data("\n".utf8))
-    handle.synchronizeFile()
+    do {
+      try handle.write(contentsOf: data + Data("\n".utf8))
+      try handle.synchronize()
+    } catch {
+      throw MetricsError.writeFailed(path: path, reason: (error as NSError).localizedDescription)
+    }
   }
 
   deinit { handle?.closeFile() }

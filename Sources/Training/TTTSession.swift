@@ -320,8 +320,10 @@ public enum TTTSession {
     if !failure.isEmpty { throw ConfigError.invalid(failure) }
 
     let model = try CLIPModel.load(path: config.model.path)
-    try world.broadcast(model.parameters.pointer, count: model.parameters.count, root: 0)
     let dataset = try DatasetSpec.load(spec, options: try SessionParts.datasetOptions(config, forTraining: false))
+    try RunFingerprint.agree(world: world, config: config, model: model, fingerprint: ModelFingerprint(model: model),
+                             datasets: [(dataset, "eval")])  // before the broadcast (issue 15)
+    try world.broadcast(model.parameters.pointer, count: model.parameters.count, root: 0)
     guard !dataset.classNames.isEmpty else {
       throw DataError.badSpec(spec: spec, reason: "test-time training needs the class names of the dataset")
     }

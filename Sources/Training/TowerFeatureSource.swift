@@ -108,14 +108,20 @@ public final class TowerFeatureSource: ImageFeatureSource {
   public func cached(world: Collective, cachePath: String?, key: String, block: Int = 32,
                      log: (String) -> Void) throws -> MatrixFeatureSource {
     let e = dim
-    if let cachePath, let file = try? SafetensorsFile(path: cachePath), file.metadata["key"] == key,
-       file["features"]?.shape == [count, e] {
+    let hit = cachePath.flatMap { try? SafetensorsFile(path: $0) }.flatMap {
+      $0.metadata["key"] == key && $0["features"]?.shape == [count, e] ? $0 : nil
+    }
+    // Node-local caches: one rank may hit while another misses. Encode unless every rank hit, so all ranks make
+    // the same collectives (issue 15).
+    let everyRankHit = try world.allReduceMax(hit == nil ? 1 : 0) == 0
+    if everyRankHit, let cachePath, let file = hit {
       let matrix = FloatBuffer(count: max(1, count * e))
       try file.read("features", into: matrix.pointer)
       if world.isCoordinator { log("image features: read \(count) from cache \(cachePath)") }
       return MatrixFeatureSource(matrix: matrix, count: count, dim: e)
     }
     let matrix = try computeInBlocks(count: count, width: e, blockSize: Swift.max(1, block), world: world) { positions, out in
+      try StopSignal.stopIfBeforeFirstStep()  // a stop during encoding ends at once (issue 15)
       try features(positions: Array(positions), epoch: 0, into: out)
     }
     if world.isCoordinator, let cachePath {

@@ -48,6 +48,8 @@ public enum TrainError: Error, CustomStringConvertible {
   case nonFinite(step: Int, what: String)
   case replicasDiverged(step: Int, detail: String)
   case stopped(step: Int, checkpoint: String?)
+  /// A stop request before the first optimiser step: nothing to save, nothing lost.
+  case stoppedBeforeFirstStep
   case datasetTooSmall(String)
 
   public var description: String {
@@ -62,8 +64,17 @@ public enum TrainError: Error, CustomStringConvertible {
       return "stopped by a signal after step \(step)" + (checkpoint.map { "; checkpoint \($0)" } ?? "")
         + ". Continue with --resume auto."
     case let .datasetTooSmall(detail): return detail
+    case .stoppedBeforeFirstStep:
+      return "stopped by a signal before the first step; nothing to save and nothing lost. Continue with --resume auto."
     }
   }
+}
+
+/// A failure every rank learnt through a collective (a refused resume, a checkpoint or metrics write that failed
+/// on the coordinator): all ranks throw it together and exit 1 without MPI_Abort.
+public struct AgreedFailure: RankAgreedError, CustomStringConvertible {
+  public let description: String
+  public init(description: String) { self.description = description }
 }
 
 public struct LoopOptions {
@@ -84,6 +95,8 @@ public struct LoopOptions {
   /// bar, lines or none (`auto` is resolved by the caller, see ProgressMode.resolved).
   public var progress: ProgressMode
   public var label: String
+  /// The model the run starts from; recorded in checkpoints, and resume refuses a checkpoint of another model.
+  public var modelFingerprint: ModelFingerprint?
 
   public init(totalSteps: Int, globalBatch: Int, accumulation: Int = 1, logEvery: Int = 10, evalEvery: Int = 0,
               checkpointEvery: Int = 0, skipNonFinite: Bool = false, checksumEvery: Int = 100,
@@ -136,39 +149,74 @@ public final class TrainLoop {
 
   // MARK: Resume
 
+  /// The shapes this model's checkpoints hold: params.safetensors (every table tensor) and the optimiser moments.
+  private var expectedShapes: [String: [String: [Int]]] {
+    var moments: [String: [Int]] = [:]
+    if optimizer.firstMoment.count > 0 { moments["first_moment"] = [optimizer.firstMoment.count] }
+    if optimizer.secondMoment.count > 0 { moments["second_moment"] = [optimizer.secondMoment.count] }
+    return ["params.safetensors": Dictionary(model.table.entries.map { ($0.name, $0.shape) }, uniquingKeysWith: { a, _ in a }),
+            "optimizer.safetensors": moments]
+  }
+
   /// Loads the newest valid checkpoint on the coordinator and broadcasts parameters, optimiser state and the
-  /// step to every rank (no shared file system needed). Returns the step resumed from (0 when none).
+  /// step to every rank (no shared file system needed). Returns the step resumed from (0 when none). Refuses
+  /// (every rank throws, nothing is copied or written) when every checkpoint is damaged or the checkpoint
+  /// belongs to another model: each tensor's shape is checked before anything is read into memory.
   public func resume() throws -> Int {
     var found = ""
+    var failure = ""
     var stateBytes: [UInt8] = []
-    if world.isCoordinator, let checkpointer,
-       let newest = checkpointer.newestValid(warn: { FileHandle.standardError.write(("warning: " + $0 + "\n").data(using: .utf8)!) }) {
-      found = newest.path
-      let head = try SafetensorsFile(path: newest.path + "/params.safetensors")
-      for entry in model.table.entries {
-        guard head[entry.name] != nil else { continue }
-        try head.read(entry.name, into: model.parameters.pointer + entry.offset)
-      }
-      let moments = try SafetensorsFile(path: newest.path + "/optimizer.safetensors")
-      try optimizer.load(stepCount: Int(newest.state.scalars["optimizer_step"] ?? 0),
-                         firstMoment: moments["first_moment"] == nil ? [] : try moments.floats("first_moment"),
-                         secondMoment: moments["second_moment"] == nil ? [] : try moments.floats("second_moment"))
-      stateBytes = Array(try JSONEncoder().encode(newest.state))
+    if world.isCoordinator, let checkpointer {
+      do {
+        if let newest = try checkpointer.resumePoint(warn: { FileHandle.standardError.write(("warning: " + $0 + "\n").data(using: .utf8)!) }) {
+          try load(newest)
+          found = newest.path
+          stateBytes = Array(try JSONEncoder().encode(newest.state))
+        }
+      } catch { failure = "\(error)" }
     }
+    failure = try world.broadcast(string: failure, root: 0)
+    if !failure.isEmpty { throw AgreedFailure(description: failure) }
     found = try world.broadcast(string: found, root: 0)
     try broadcastState()
     guard !found.isEmpty else { return 0 }
     try world.broadcast(bytes: &stateBytes, root: 0)
     let state = try JSONDecoder().decode(CheckpointState.self, from: Data(stateBytes))
     try parameterGroups?.settings.checkResume(scalars: state.scalars, checkpoint: found)
-    if let bestStep = state.scalars["best_step"], let bestValue = state.scalars["best_value"] {
-      best = (Int(bestStep), bestValue)
+    if let bestStep = state.scalars["best_step"].flatMap({ Int(exactly: $0) }), let bestValue = state.scalars["best_value"] {
+      best = (bestStep, bestValue)
     }
     step = state.step
     if world.isCoordinator {
       log("resumed from \(found) (step \(state.step), written by \(state.worldSize) rank(s); now \(world.size))")
     }
     return state.step
+  }
+
+  /// Checks the checkpoint against this model (fingerprint, recorded shapes, then the files' own headers),
+  /// and only then copies its tensors into the parameters and the optimiser.
+  private func load(_ checkpoint: (path: String, state: CheckpointState)) throws {
+    let expected = expectedShapes
+    try Checkpointer.checkCompatible(checkpoint.state, path: checkpoint.path, model: options.modelFingerprint, expected: expected)
+    let params = try SafetensorsFile(path: checkpoint.path + "/params.safetensors")
+    let moments = try SafetensorsFile(path: checkpoint.path + "/optimizer.safetensors")
+    for (file, tensors) in [(params, expected["params.safetensors"] ?? [:]), (moments, expected["optimizer.safetensors"] ?? [:])] {
+      for (name, shape) in tensors.sorted(by: { $0.key < $1.key }) {
+        guard let info = file[name] else {
+          throw CheckpointError.foreign(path: checkpoint.path, reason: "\(file.path) has no tensor \(name)")
+        }
+        guard info.shape == shape else {
+          throw CheckpointError.foreign(path: checkpoint.path, reason: "\(name) has shape \(info.shape), this model needs \(shape)")
+        }
+      }
+    }
+    for entry in model.table.entries { try params.read(entry.name, into: model.parameters.pointer + entry.offset) }
+    guard let stepCount = Int(exactly: checkpoint.state.scalars["optimizer_step"] ?? 0), stepCount >= 0 else {
+      throw CheckpointError.damaged(path: checkpoint.path, reason: "optimizer_step is not a whole number")
+    }
+    try optimizer.load(stepCount: stepCount,
+                       firstMoment: moments["first_moment"] == nil ? [] : try moments.floats("first_moment"),
+                       secondMoment: moments["second_moment"] == nil ? [] : try moments.floats("second_moment"))
   }
 
   /// Makes every rank's parameters and optimiser state equal to the coordinator's.
@@ -179,8 +227,12 @@ public final class TrainLoop {
     }
     var count = [Double(optimizer.stepCount)]
     try world.allReduceMax(&count)  // identical everywhere after a resume on the coordinator
-    if Int(count[0]) != optimizer.stepCount {
-      try optimizer.load(stepCount: Int(count[0]), firstMoment: optimizer.firstMoment.array,
+    guard let agreed = Int(exactly: count[0]), agreed >= 0 else {
+      throw AgreedFailure(description: "the optimiser step count agreed across ranks is \(count[0]), not a whole number; "
+        + "a rank sent garbage. Check that every rank runs the same rada build.")
+    }
+    if agreed != optimizer.stepCount {
+      try optimizer.load(stepCount: agreed, firstMoment: optimizer.firstMoment.array,
                          secondMoment: optimizer.secondMoment.array)
     }
   }
@@ -190,7 +242,10 @@ public final class TrainLoop {
   /// Runs from the current step to `options.totalSteps`. Returns normally when done; throws
   /// TrainError.stopped after a signal (a checkpoint was written), or another error.
   public func run() throws {
-    let watchdog = Watchdog(seconds: options.watchdogSeconds, rank: world.rank)
+    // Each collective has its own watchdog (it names the missing rank); this one catches a rank stuck outside
+    // MPI with no collective to time out (one process, or a deadlock before the next collective), so it waits
+    // longer than the collective limit plus its roll call.
+    let watchdog = Watchdog(seconds: options.watchdogSeconds > 0 ? 2 * options.watchdogSeconds + 10 : 0, rank: world.rank)
     defer { watchdog.stop() }
     let localBatch = options.globalBatch / world.size
     let microBatch = localBatch / options.accumulation
@@ -198,6 +253,7 @@ public final class TrainLoop {
     var intervalStart = DispatchTime.now().uptimeNanoseconds
     var intervalSteps = 0
     let grads = model.gradients
+    StopSignal.loopStarted = true
     while step < options.totalSteps {
       let s = step
       let epoch = sampler.epoch(ofStep: s)
@@ -223,17 +279,18 @@ public final class TrainLoop {
       // One collective for the loss sums and the stop flag (a signal on any rank stops all).
       let extraKeys = sums.extra.keys.sorted()
       var packet = [sums.total, sums.ce, sums.maskLoss] + extraKeys.map { sums.extra[$0]! }
-        + [StopSignal.isRequested ? 1 : 0]
+        + [metricsFailure == nil ? 0 : 1, StopSignal.isRequested ? 1 : 0]
       try world.allReduceSum(&packet)
+      if packet[packet.count - 2] > 0 { try stopIfMetricsFailed() }
       let denominator = Double(world.size * options.accumulation)
       let loss = packet[0] / denominator
-      let stopRequested = packet[packet.count - 1] > 0
+      var stopRequested = packet[packet.count - 1] > 0
 
       // Non-finite loss or gradients: identical on every rank after the allreduce, so all decide alike.
       if let bad = nonFinite(loss: loss) {
         if options.skipNonFinite {
           if world.isCoordinator { log("step \(s + 1): \(bad) is not finite; step skipped (run.nonFinite=skip)") }
-          metrics?.append(["step": s + 1, "skipped": true, "reason": bad])
+          record(["step": s + 1, "skipped": true, "reason": bad])
           step += 1
           continue
         }
@@ -259,7 +316,7 @@ public final class TrainLoop {
                                  "img_per_s": Double(options.globalBatch) / max(secondsPerStep, 1e-9)]
       for (i, key) in extraKeys.enumerated() { line[key] = packet[3 + i] / denominator }
       for (group, groupLR) in zip(optimizer.groups, groupLRs ?? []) { line["lr/" + group.name] = Double(groupLR) }
-      metrics?.append(line)
+      record(line)
       let progress = ProgressLine.format(step: step, totalSteps: options.totalSteps, loss: loss, lr: lr,
                                      secondsPerStep: secondsPerStep,
                                      imagesPerSecond: Double(options.globalBatch) / secondsPerStep)
@@ -282,8 +339,12 @@ public final class TrainLoop {
       var evaluated: [String: Double] = [:]
       watchdog.beat()
       if options.evalEvery > 0 && step % options.evalEvery == 0 && step < options.totalSteps, let evaluate {
+        PhaseFault.at("eval", rank: world.rank)
         evaluated = try evaluate(step)
         logEvaluation(evaluated)
+        // A signal that arrived during evaluation: agree on it now, so the checkpoint below is written at once
+        // rather than after another step (the scheduler's grace period is short).
+        if !stopRequested { stopRequested = try world.allReduceMax(StopSignal.isRequested ? 1 : 0) > 0 }
       }
       watchdog.beat()
       let improved = noteBest(evaluated)
@@ -305,6 +366,13 @@ public final class TrainLoop {
     case "term": kill(getpid(), SIGTERM)
     case "error": faultPending = true
     case "hang": fflush(stdout); kill(getpid(), SIGSTOP)  // alive but stuck: only a watchdog notices
+    case "fill":  // another process fills the run directory's disk (launch/tests/cluster-faults.sh, on a small tmpfs)
+      if let runDirectory, let filler = FileHandle(forWritingAtPath: { let p = runDirectory.file(".fill")
+        FileManager.default.createFile(atPath: p, contents: nil); return p }()) {
+        let block = Data(count: 1 << 16)
+        while (try? filler.write(contentsOf: block)) != nil {}
+        try? filler.close()
+      }
     default: fflush(stdout); kill(getpid(), SIGKILL)
     }
   }
@@ -318,15 +386,30 @@ public final class TrainLoop {
       logEvaluation(evaluated)
       _ = noteBest(evaluated)
     }
+    try stopIfMetricsFailed()
     try saveCheckpoint()
     return evaluated
+  }
+
+  /// The coordinator's first failed metrics.jsonl write (a full disk); every rank learns it at the next step's
+  /// allreduce or at `finish`, and all stop together without writing a checkpoint onto that disk.
+  private var metricsFailure: String?
+
+  private func record(_ line: [String: Any]) {
+    do { try metrics?.append(line) } catch { if metricsFailure == nil { metricsFailure = "\(error)" } }
+  }
+
+  /// Every rank calls this at the same point: throws on all ranks when the coordinator's metrics write failed.
+  private func stopIfMetricsFailed() throws {
+    let message = try world.broadcast(string: metricsFailure ?? "", root: 0)
+    if !message.isEmpty { throw AgreedFailure(description: message) }
   }
 
   private func logEvaluation(_ values: [String: Double]) {
     guard !values.isEmpty else { return }
     var line: [String: Any] = ["step": step]
     for (k, v) in values { line[k] = v }
-    metrics?.append(line)
+    record(line)
     if world.isCoordinator {
       log("eval step \(step): " + values.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4f", $0.value))" }
         .joined(separator: " | "))
@@ -380,6 +463,7 @@ public final class TrainLoop {
       for (key, value) in parameterGroups?.settings.checkpointScalars ?? [:] { state.scalars[key] = value }
       if let best { state.scalars["best_step"] = Double(best.step); state.scalars["best_value"] = best.value }
       state.config = options.configYAML
+      state.model = options.modelFingerprint
       do {
         path = try checkpointer.save(step: step, files: files, state: state)
         checkpointer.prune(protectedSteps: best.map { [$0.step] } ?? [])
@@ -387,8 +471,37 @@ public final class TrainLoop {
     }
     // Every rank learns whether the write worked, so a failed write stops all ranks alike.
     failure = try world.broadcast(string: failure, root: 0)
-    if !failure.isEmpty { throw CheckpointError.writeFailed(path: runDirectory?.checkpointsPath ?? "", reason: failure) }
+    if !failure.isEmpty { throw AgreedFailure(description: failure) }
     return path
+  }
+}
+
+extension StopSignal {
+  /// Set when this process's TrainLoop starts its first step. Before that there is no progress to lose.
+  nonisolated(unsafe) public internal(set) static var loopStarted = false
+
+  /// Before the first optimiser step (loading, feature encoding) a stop request ends this rank at once: nothing
+  /// is lost, and the other ranks got the same signal from the launcher (or are ended by it). Later requests are
+  /// agreed on through the step's allreduce and end with a checkpoint.
+  public static func stopIfBeforeFirstStep() throws {
+    if isRequested && !loopStarted { throw TrainError.stoppedBeforeFirstStep }
+  }
+}
+
+/// Test hook (launch/tests/cluster-faults.sh): RADA_FAULT_PHASE=mpi-init|start|encode|eval makes rank RADA_FAULT_RANK
+/// (default 0) act once when it reaches that phase: RADA_FAULT=hang (SIGSTOP itself) or term (SIGTERM itself).
+public enum PhaseFault {
+  nonisolated(unsafe) private static var fired = false
+  private static let lock = NSLock()
+
+  public static func at(_ phase: String, rank: Int) {
+    let env = ProcessInfo.processInfo.environment
+    guard env["RADA_FAULT_PHASE"] == phase, rank == (env["RADA_FAULT_RANK"].flatMap(Int.init) ?? 0) else { return }
+    lock.lock(); let first = !fired; fired = true; lock.unlock()
+    guard first else { return }
+    fflush(stdout)
+    FileHandle.standardError.write("rank \(rank): RADA_FAULT=\(env["RADA_FAULT"] ?? "hang") at phase \(phase) (pid \(getpid()))\n".data(using: .utf8)!)
+    kill(getpid(), env["RADA_FAULT"] == "term" ? SIGTERM : SIGSTOP)
   }
 }
 
@@ -422,8 +535,8 @@ final class Watchdog {
       lock.unlock()
       if !alive { return }
       if idle > seconds {
-        let message = "rank \(rank): watchdog: no training progress for \(Int(idle)) s (limit run.collectiveTimeout = "
-          + "\(Int(seconds)) s); a rank is hung or a collective cannot complete. Ending the job; resume with --resume auto.\n"
+        let message = "rank \(rank): watchdog: no training progress for \(Int(idle)) s (limit 2 x run.collectiveTimeout + 10 = "
+          + "\(Int(seconds)) s); this rank is stuck outside a collective. Ending the job; resume with --resume auto.\n"
         FileHandle.standardError.write(message.data(using: .utf8)!)
         _exit(124)
       }

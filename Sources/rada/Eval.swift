@@ -69,10 +69,14 @@ struct Eval: ParsableCommand {
     scoring.apply(to: &config)
     let classNames = try classes.map(readClassNames(file:))
     try Runtime.start(requestedThreads: runtime.threads)
-    let world = try makeCollective()
+    let world = try makeCollective(watchdogSeconds: config.run.collectiveTimeout)  // the default limit, as in train
     try runOnAllRanks(world) {
       let log: (String) -> Void = { if world.isCoordinator { print($0); fflush(stdout) } }
       let clip = try CLIPModel.load(path: model)
+      let fingerprint = ModelFingerprint(model: clip)  // as loaded: keys the feature cache, agreed across ranks
+      if world.size > 1 {
+        try StartAgreement.check(world, entries: RunFingerprint.modelEntries(fingerprint, parameterCount: clip.parameters.count))
+      }
       try world.broadcast(clip.parameters.pointer, count: clip.parameters.count, root: 0)
       var dataset = try DatasetSpec.load(data, options: try SessionParts.datasetOptions(config, forTraining: false))
       if let classNames { dataset.classNames = classNames }
@@ -85,7 +89,7 @@ struct Eval: ParsableCommand {
       let tower = TowerFeatureSource(model: clip, count: dataset.count,
                                      loadPixels: SessionParts.pixelLoader(dataset: dataset, imageSize: clip.config.vision.imageSize,
                                                                           augment: false, seed: 0))
-      let cache = SessionParts.featureCache(dataset: dataset, config: config, directory: featureCache)
+      let cache = SessionParts.featureCache(dataset: dataset, model: fingerprint, directory: featureCache)
       let source = try tower.cached(world: world, cachePath: cache.path, key: cache.key, block: batchSize ?? 32, log: log)
       let trained = try head.map { _ in try SessionParts.makeHead(config: config, dim: clip.config.embedDim) }
       let (result, logits) = try Evaluator(chunk: batchSize ?? 64).run(

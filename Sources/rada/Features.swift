@@ -1,4 +1,5 @@
-// `rada features ls|rm|verify`: the feature cache (~/.cache/rada/features, $RADA_CACHE_DIR or --dir). Entries are
+// `rada features ls|rm|verify`: the feature cache (--dir, $RADA_CACHE_DIR, or rada/features under $XDG_CACHE_HOME
+// or ~/.cache). Entries are
 // `aug-KEY/` folders of per-epoch augmented features (EFT with augmentation) and `KEY.safetensors` files of
 // center-crop features (EFT without augmentation, eval). Training keeps the folder under data.featureCacheMaxGB.
 import ArgumentParser
@@ -11,10 +12,9 @@ struct Features: ParsableCommand {
     subcommands: [List.self, Verify.self, Remove.self])
 
   struct Location: ParsableArguments {
-    @Option(help: "Cache folder (default: $RADA_CACHE_DIR or ~/.cache/rada/features).") var dir: String?
-    var root: String {
-      dir ?? ProcessInfo.processInfo.environment["RADA_CACHE_DIR"] ?? (NSHomeDirectory() + "/.cache/rada/features")
-    }
+    @Option(help: "Cache folder (default: $RADA_CACHE_DIR, else $XDG_CACHE_HOME or ~/.cache, then rada/features).")
+    var dir: String?
+    var root: String { SessionParts.featureCacheRoot(dir) }
   }
 
   struct List: ParsableCommand {

@@ -52,8 +52,8 @@ struct TTT: ParsableCommand {
 
   func run() throws {
     try Runtime.start(requestedThreads: runtime.threads)
-    let world = try makeCollective()
     let config = config(), options = options()
+    let world = try makeCollective(watchdogSeconds: config.run.collectiveTimeout)  // the default limit, as in train
     try runOnAllRanks(world) {
       _ = try TTTSession.run(config: config, options: options, world: world)
     }

@@ -138,7 +138,9 @@ func startTraining(_ resolve: () throws -> TrainConfig, threads: Int?) throws ->
   let config: TrainConfig
   do { config = try resolve() } catch { throw ValidationError("\(error)") }
   try Runtime.start(requestedThreads: threads)
-  let world = try makeCollective()
+  // The watchdog covers MPI start-up, every collective and teardown (issue 15).
+  PhaseFault.at("mpi-init", rank: LaunchLayout.fromEnvironment().rank)
+  let world = try makeCollective(watchdogSeconds: config.run.collectiveTimeout)
   do { try config.validate(ranks: world.size) } catch { throw ValidationError("\(error)") }
   StopSignal.install()
   return (config, world)
@@ -155,7 +157,20 @@ func runOnAllRanks(_ world: Collective, _ body: () throws -> Void) throws {
       fflush(stdout)
       throw ExitCode(75)
     }
+    if case .stoppedBeforeFirstStep = error {
+      // Not agreed through a collective (this rank stopped where it was): end the job with 75 at once rather
+      // than wait in MPI_Finalize for ranks that may still be in a collective.
+      print(error.description)
+      fflush(stdout)
+      if world.size > 1 { world.abort(code: 75, message: error.description) }
+      throw ExitCode(75)
+    }
     fail(world, error)
+  } catch let error as RankAgreedError {
+    // Every rank threw this together after a collective: print once, and all ranks exit 1 (no MPI_Abort).
+    fflush(stdout)
+    if world.isCoordinator { FileHandle.standardError.write("error: \(error)\n".data(using: .utf8)!) }
+    throw ExitCode(1)
   } catch {
     fail(world, error)
   }

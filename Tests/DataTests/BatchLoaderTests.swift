@@ -113,4 +113,21 @@ final class BatchLoaderTests: XCTestCase {
     loader = nil  // must return (workers joined), not hang
     XCTAssertNil(loader)
   }
+
+  func testRefusedThreadsGiveAnErrorOrFewerWorkersNeverAHang() throws {
+    defer { LoaderThreads.limitForTesting = nil }
+    LoaderThreads.limitForTesting = 0
+    let none = BatchLoader(workers: 2, prefetchDepth: 2, pathOf: { "\($0)" }, load: fakeLoad())
+    XCTAssertEqual(none.startedWorkers, 0)
+    none.submit(step: 0, positions: [1, 2])
+    XCTAssertThrowsError(try none.next()) { XCTAssertTrue("\($0)".contains("could not start any of 2 image loader thread"), "\($0)") }
+    none.stop()  // returns: no worker is counted that never ran
+
+    LoaderThreads.limitForTesting = 1
+    let one = BatchLoader(workers: 3, prefetchDepth: 2, pathOf: { "\($0)" }, load: fakeLoad())
+    XCTAssertEqual(one.startedWorkers, 1)
+    one.submit(step: 0, positions: [4, 5, 6])
+    XCTAssertEqual(try one.next()?.items, [4000, 5000, 6000], "one worker still loads everything")
+    one.stop()
+  }
 }

@@ -53,6 +53,52 @@ final class CheckpointTests: XCTestCase {
     XCTAssertNil(checkpointer.newestValid { _ in })
   }
 
+  func testStateJSONIsCoveredByTheChecksumInDONE() throws {
+    let checkpointer = Checkpointer(directory: directory, keepLast: 5)
+    let path = try save(checkpointer, step: 10, value: 1)
+    let statePath = path + "/state.json"
+    let text = try String(contentsOfFile: statePath, encoding: .utf8)
+    // a plausible edit that still parses: another step number
+    try text.replacingOccurrences(of: "\"step\" : 10", with: "\"step\" : 11").write(toFile: statePath, atomically: true, encoding: .utf8)
+    XCTAssertNotEqual(try String(contentsOfFile: statePath, encoding: .utf8), text, "the edit must change the file")
+    XCTAssertThrowsError(try checkpointer.verify(path)) { XCTAssertTrue("\($0)".contains("state.json checksum"), "\($0)") }
+  }
+
+  func testEveryCheckpointDamagedRefusesAndDeletesNothing() throws {
+    let checkpointer = Checkpointer(directory: directory, keepLast: 5)
+    XCTAssertNil(try checkpointer.resumePoint { _ in }, "no checkpoint at all is a fresh start")
+    let paths = [try save(checkpointer, step: 10, value: 1), try save(checkpointer, step: 20, value: 2)]
+    for path in paths { try Data("{".utf8).write(to: URL(fileURLWithPath: path + "/state.json")) }
+    XCTAssertThrowsError(try checkpointer.resumePoint { _ in }) { error in
+      guard case CheckpointError.allDamaged(_, let reasons) = error else { return XCTFail("\(error)") }
+      XCTAssertEqual(reasons.count, 2)
+      XCTAssertTrue("\(error)".contains("nothing was changed or deleted"))
+    }
+    XCTAssertEqual(checkpointer.complete().map(\.step), [20, 10])
+  }
+
+  func testForeignCheckpointIsRefusedByFingerprintAndShape() throws {
+    let checkpointer = Checkpointer(directory: directory, keepLast: 5)
+    var state = CheckpointState(step: 1, epoch: 0, worldSize: 1, seed: 1)
+    state.model = ModelFingerprint(shapes: "s1", weights: "w1")
+    let path = try checkpointer.save(step: 1, files: ["params.safetensors": [
+      .init(name: "head.w", shape: [2, 32], values: FloatBuffer(count: 64).readOnly)]], state: state)
+    let saved = try checkpointer.verify(path)
+    XCTAssertEqual(saved.shapes["params.safetensors"]?["head.w"], [2, 32], "every tensor's shape is recorded")
+    let mine = ModelFingerprint(shapes: "s1", weights: "w1")
+    XCTAssertNoThrow(try Checkpointer.checkCompatible(saved, path: path, model: mine,
+                                                      expected: ["params.safetensors": ["head.w": [2, 32]]]))
+    XCTAssertThrowsError(try Checkpointer.checkCompatible(saved, path: path, model: ModelFingerprint(shapes: "s2", weights: "w1"),
+                                                          expected: [:])) { XCTAssertTrue("\($0)".contains("other tensor shapes")) }
+    XCTAssertThrowsError(try Checkpointer.checkCompatible(saved, path: path, model: ModelFingerprint(shapes: "s1", weights: "w2"),
+                                                          expected: [:])) { XCTAssertTrue("\($0)".contains("other weights")) }
+    // a 32-wide head must never be copied into a 64-wide one
+    XCTAssertThrowsError(try Checkpointer.checkCompatible(saved, path: path, model: mine,
+                                                          expected: ["params.safetensors": ["head.w": [2, 64]]])) {
+      XCTAssertTrue("\($0)".contains("head.w has shape [2, 32], this model needs [2, 64]"), "\($0)")
+    }
+  }
+
   func testPruneKeepsLastAndBest() throws {
     let checkpointer = Checkpointer(directory: directory, keepLast: 2)
     for step in [10, 20, 30, 40, 50] { _ = try save(checkpointer, step: step, value: Float(step)) }
@@ -70,15 +116,22 @@ final class CheckpointTests: XCTestCase {
     XCTAssertNoThrow(try run.prepare(resuming: true))
   }
 
+  func testMetricsLogEndsACutOffLineBeforeAppending() throws {
+    let path = directory + "/metrics.jsonl"
+    try Data("{\"step\": 1}\n{\"step\": 2, \"train/lo".utf8).write(to: URL(fileURLWithPath: path))  // a full disk cut it
+    try MetricsLog(path: path, enabled: true).append(["step": 3])
+    XCTAssertEqual(MetricsLog.read(path: path).compactMap { $0["step"] as? Int }, [1, 3])
+  }
+
   func testMetricsLogAppendsLinesAndNullsNonFinite() throws {
     let path = directory + "/metrics.jsonl"
     do {
       let log = try MetricsLog(path: path, enabled: true)
-      log.append(["step": 1, "train/loss": 2.5])
-      log.append(["step": 2, "train/loss": Double.nan])
+      try log.append(["step": 1, "train/loss": 2.5])
+      try log.append(["step": 2, "train/loss": Double.nan])
     }
     let silent = try MetricsLog(path: directory + "/other.jsonl", enabled: false)
-    silent.append(["step": 1])
+    try silent.append(["step": 1])
     XCTAssertFalse(FileManager.default.fileExists(atPath: directory + "/other.jsonl"))
     let lines = MetricsLog.read(path: path)
     XCTAssertEqual(lines.count, 2)
