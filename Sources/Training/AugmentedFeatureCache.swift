@@ -167,6 +167,7 @@ public struct AugmentedFeatureCache {
                        workers: workers, depth: 2, dataset: dataset)
         defer { tower.stopPrefetch() }
         let local = try shard.computeLocal(rank: world.rank, width: dim) { block, out in
+          try StopSignal.stopIfBeforeFirstStep()  // a stop during extraction ends at once (finished epochs stay)
           try tower.features(positions: Array(missing[block]), epoch: epoch, into: out)
           tell("augmented features: epoch \(index + 1) of \(plan.count), extracting (rank 0 at image "
                + "\(block.upperBound - shard.positions(rank: world.rank).lowerBound) of its "

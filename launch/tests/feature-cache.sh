@@ -4,7 +4,7 @@
 #       relative. A second run with another alpha reads every feature from the cache; 2 ranks extract byte-identical
 #       epoch files; more epochs extract only the new one; two jobs started together extract each epoch once; a damaged epoch file is found by `rada features verify`,
 #       reported by the next run and extracted again (same losses); an unwritable cache folder only warns; a sweep
-#       extracts first with all cores and its runs extract nothing;
+#       extracts first with all cores and its runs extract nothing; a stop during the extraction exits 75 and resumes;
 #       `rada features rm --all` empties the cache.
 # Example: bash launch/tests/feature-cache.sh .build/debug/rada
 # Expected: "feature-cache: ok ..." and exit 0 (77 = skipped when mpirun is missing). About 20 s on 2 idle cores.
@@ -96,7 +96,15 @@ if [ "$(nproc)" -ge 2 ]; then
   [ ! -e "$tmp/sw/.extraction" ] || fail "the extraction phase left its scratch folder"
 fi
 
-# 8. Listing and removal.
+# 8. A stop (SIGTERM) during the extraction: exit 75 before the first step, then --resume auto trains as before.
+RADA_FAULT_PHASE=encode RADA_FAULT=term "$rada" "${train[@]}" --epochs 3 --run-dir "$tmp/stopped" --feature-cache "$tmp/c5" \
+  >"$tmp/stopped.log" 2>&1
+rc=$?
+[ $rc = 75 ] || { cat "$tmp/stopped.log"; fail "a stop during the extraction exited $rc, not 75"; }
+run resumed --epochs 3 --feature-cache "$tmp/c5" --run-dir "$tmp/stopped" --resume auto
+close "$tmp/cached/metrics.jsonl" "$tmp/stopped/metrics.jsonl" || fail "the run resumed after a stop trains differently"
+
+# 9. Listing and removal.
 "$rada" features ls --dir "$tmp/c1" | grep -q "augmented, 4 epoch(s)" || fail "features ls"
 "$rada" features rm --all --dir "$tmp/c1" >/dev/null || fail "features rm --all"
 [ -z "$(ls "$tmp/c1")" ] || fail "features rm --all left $(ls "$tmp/c1")"
