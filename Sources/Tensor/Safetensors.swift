@@ -196,13 +196,22 @@ public struct SafetensorsFile {
         throw SafetensorsError.offsetsOutOfRange(
           path: path, tensor: name, reason: "end \(end) beyond the \(dataLength) data bytes in the file")
       }
+      guard let count = Checked.product(shape) else {
+        throw SafetensorsError.badHeader(path: path, reason: "tensor '\(name)' has shape \(shapeString(shape)), whose "
+                                           + "element count overflows")
+      }
       if let known = DType(rawValue: dtype) {
-        let expected = shape.reduce(1, *) * known.byteSize
+        let expected = Checked.multiply(count, known.byteSize)
         guard end - begin == expected else {
+          let needs = expected.map(String.init) ?? "more than any file holds"
           throw SafetensorsError.offsetsOutOfRange(
             path: path, tensor: name,
-            reason: "\(end - begin) bytes for shape \(shapeString(shape)) of \(dtype), which needs \(expected)")
+            reason: "\(end - begin) bytes for shape \(shapeString(shape)) of \(dtype), which needs \(needs)")
         }
+      } else if count > end - begin {
+        // Unknown dtypes fail when read; their element count must still fit the bytes (every dtype is >= 1 byte).
+        throw SafetensorsError.offsetsOutOfRange(
+          path: path, tensor: name, reason: "\(end - begin) bytes cannot hold the \(count) elements of \(shapeString(shape))")
       }
       infos.append(TensorInfo(name: name, dtype: dtype, shape: shape, begin: begin, end: end))
     }
@@ -214,11 +223,7 @@ public struct SafetensorsFile {
     indexByName = index
   }
 
-  private static func integer(_ value: Any) -> Int? {
-    if let i = value as? Int { return i }
-    if let n = value as? NSNumber, n.doubleValue == n.doubleValue.rounded() { return n.intValue }
-    return nil
-  }
+  private static func integer(_ value: Any) -> Int? { Checked.integer(json: value) }
 
   public var names: [String] { tensors.map(\.name) }
 
