@@ -39,7 +39,7 @@ public enum Manifest {
       var labels: [Int] = []
       for entry in entries {
         guard let label = Int(entry.value.trimmingCharacters(in: .whitespaces)) else {
-          throw DataError.malformed(file: file, reason: "row \(entry.line): label '\(entry.value)' is not an integer")
+          throw DataError.malformed(file: file, reason: "row \(entry.line): label '\(entry.value.prefix(40))' is not an integer")
         }
         labels.append(label)
       }
@@ -48,7 +48,11 @@ public enum Manifest {
         classNames = try DataPaths.readText(namesFile).split(whereSeparator: \.isNewline)
           .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
       } else {
-        classNames = (0...max(0, labels.max()!)).map(String.init)
+        // Every class needs a sample, so a label past the row count is wrong (and 0...10^18 is no class list).
+        if let (entry, label) = zip(entries, labels).first(where: { $1 < 0 || $1 >= entries.count }) {
+          throw DataError.labelOutOfRange(file: file, entry: "row \(entry.line)", label: label, classes: entries.count)
+        }
+        classNames = (0...max(0, labels.max() ?? 0)).map(String.init)
       }
       for (entry, label) in zip(entries, labels) where label < 0 || label >= classNames.count {
         throw DataError.labelOutOfRange(file: file, entry: "row \(entry.line)", label: label, classes: classNames.count)
