@@ -39,6 +39,10 @@ struct CreateModel: ParsableCommand {
     return c
   }
 
+  func validate() throws {
+    guard seed >= 0 else { throw ValidationError("--seed must be >= 0 (got \(seed)).") }
+  }
+
   func run() throws {
     guard let act = CLIPActivation(rawValue: activation) else {
       throw ValidationError("--activation must be gelu or quick_gelu (got \(activation)).")

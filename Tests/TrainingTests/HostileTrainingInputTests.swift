@@ -1,0 +1,100 @@
+// Input safety in Training: config values out of range or whose products overflow are refused with the key
+// named, a YAML alias bomb is refused by its expanded size, a state.json with absurd numbers is a damaged
+// checkpoint (never a trap in Int(...)), and chart axes over ±1.7e308 or subnormal metrics stay finite.
+import Foundation
+import Tensor
+import Training
+import XCTest
+
+final class HostileTrainingInputTests: XCTestCase {
+  func validConfig() -> TrainConfig {
+    var c = TrainConfig()
+    c.model.path = "m.safetensors"; c.data.train = "imagefolder:/d"; c.run.dir = "/tmp/r"; c.run.steps = 10
+    return c
+  }
+
+  func testOutOfRangeConfigValuesNameTheKey() throws {
+    let cases: [(String, String)] = [
+      ("run.seed=-1", "run.seed"), ("data.splitSeed=-7", "data.splitSeed"), ("optim.eps=-1e-8", "optim.eps"),
+      ("optim.eps=.nan", "optim.eps"), ("schedule.warmupLR=-0.1", "schedule.warmupLR"),
+      ("model.logitScale=0", "model.logitScale"), ("model.logitScale=-5", "model.logitScale"),
+      ("optim.beta2=1", "optim.beta2"), ("fft.bucketMB=1e300", "fft.bucketMB"), ("rada.temperature=.inf", "rada.temperature"),
+      ("run.accumulation=4611686018427387904", "run.accumulation"), ("run.batchSize=9223372036854775807", "run.batchSize"),
+      ("run.steps=-3", "run.steps"), ("data.loaderThreads=100000", "data.loaderThreads"),
+      ("run.collectiveTimeout=1e300", "run.collectiveTimeout"),
+    ]
+    for (override, key) in cases {
+      var c = validConfig()
+      // NaN and ±Inf are refused when set (JSON has no such numbers), the rest by validate.
+      XCTAssertThrowsError(try { try c.apply(override: override); try c.validate(ranks: 2) }(), override) { error in
+        XCTAssertTrue("\(error)".contains(key), "\(override): \(error)")
+      }
+    }
+    // Epochs instead of steps: the epoch count is bounded so that epochs x steps per epoch cannot overflow.
+    var c = validConfig(); c.run.steps = nil; c.run.epochs = Int.max
+    XCTAssertThrowsError(try c.validate(ranks: 1)) { XCTAssertTrue("\($0)".contains("run.epochs"), "\($0)") }
+    // ranks x accumulation overflowing Int is refused, not trapped.
+    c = validConfig(); c.run.accumulation = 1 << 16
+    XCTAssertThrowsError(try c.validate(ranks: Int.max / 2))
+  }
+
+  func testYAMLAliasBombIsRefusedByItsExpandedSize() throws {
+    // Nine levels, each listing the previous one nine times: 9^9 (387 million) values once expanded.
+    var yaml = "a: &a [x, x, x, x, x, x, x, x, x]\n"
+    var previous = "a"
+    for level in ["b", "c", "d", "e", "f", "g", "h", "i"] {
+      yaml += "\(level): &\(level) [" + Array(repeating: "*\(previous)", count: 9).joined(separator: ", ") + "]\n"
+      previous = level
+    }
+    var c = TrainConfig()
+    XCTAssertThrowsError(try c.merge(yaml: yaml, source: "bomb.yaml")) { error in
+      XCTAssertTrue("\(error)".contains("bomb.yaml") && "\(error)".contains("100000"), "\(error)")
+    }
+    // Aliases that expand to little are fine.
+    try c.merge(yaml: "rada:\n  templates: &t ['a {}.']\n", source: "ok.yaml")
+    XCTAssertEqual(c.rada.templates, ["a {}."])
+  }
+
+  func testStateWithAbsurdNumbersIsADamagedCheckpoint() throws {
+    let directory = NSTemporaryDirectory() + "rada-hostile-state-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let checkpointer = Checkpointer(directory: directory, keepLast: 3)
+    let values = FloatBuffer([1, 2, 3])
+    let path = try checkpointer.save(step: 5, files: ["head.safetensors": [.init(name: "w", shape: [3], values: values.readOnly)]],
+                                     state: CheckpointState(step: 5, epoch: 0, worldSize: 1, seed: 1))
+    XCTAssertEqual(try checkpointer.verify(path).step, 5)
+    let original = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path + "/state.json")))
+                                   as? [String: Any])
+    let edits: [(String, Any, String)] = [("step", -5, "step is -5"), ("worldSize", 0, "worldSize is 0"),
+                                          ("scalars", ["optimizer_step": 1e300], "optimizer_step"),
+                                          ("scalars", ["best_step": -1], "best_step"), ("step", 1e300, "state.json"),
+                                          ("epoch", 1 << 50, "epoch")]
+    for (key, value, fragment) in edits {
+      let edit = "\(key) = \(value)"
+      var object = original
+      object[key] = value
+      try JSONSerialization.data(withJSONObject: object).write(to: URL(fileURLWithPath: path + "/state.json"))
+      XCTAssertThrowsError(try checkpointer.verify(path), edit) { error in
+        XCTAssertTrue("\(error)".contains(fragment) && "\(error)".contains(path), "\(edit): \(error)")
+      }
+      XCTAssertNil(checkpointer.newestValid { _ in }, edit)
+    }
+  }
+
+  func testChartAxesStayFiniteAtTheEndsOfDouble() {
+    for values in [[1.7e308, -1.7e308], [5e-324], [4e-320, 5e-320], [1e300, 1e300], [-1.7e308], [0, 1.7e308],
+                   [Double.nan, .infinity], [1, 1 + 1e-15]] {
+      for integral in [false, true] {
+        let axis = ChartAxis(covering: values, integral: integral)
+        XCTAssertTrue(axis.lo.isFinite && axis.hi.isFinite && axis.lo < axis.hi, "\(values): \(axis)")
+        XCTAssertTrue(axis.step > 0 && axis.step.isFinite, "\(values): \(axis)")
+        XCTAssertTrue((1...101).contains(axis.ticks.count), "\(values): \(axis.ticks.count) ticks")
+        for tick in axis.ticks { XCTAssertFalse(axis.label(tick).isEmpty) }
+      }
+    }
+    let chart = LineChart(title: "t", xLabel: "step", yLabel: "loss",
+                          series: [ChartSeries(name: "loss", points: [(1, 1.7e308), (2, -1.7e308), (3, 4e-320)], color: "#000")])
+    XCTAssertTrue(chart.svg().contains("<polyline"))
+  }
+}
