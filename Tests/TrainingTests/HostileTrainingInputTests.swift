@@ -98,3 +98,36 @@ final class HostileTrainingInputTests: XCTestCase {
     XCTAssertTrue(chart.svg().contains("<polyline"))
   }
 }
+
+final class HostileSweepSpecTests: XCTestCase {
+  func expectRefused(_ yaml: String, _ fragments: [String], line: UInt = #line) {
+    XCTAssertThrowsError(try SweepSpec.parse(yaml: yaml), yaml, line: line) { error in
+      for f in fragments { XCTAssertTrue("\(error)".contains(f), "'\(f)' missing in \(error)", line: line) }
+    }
+  }
+
+  func testHugeGridsAndRandomCountsAreRefusedWithTheCount() {
+    let values = "[" + (1...100).map(String.init).joined(separator: ", ") + "]"
+    expectRefused("grid: {lr: \(values), alpha: \(values), shots: \(values)}", ["grid", "1000000 configurations"])
+    expectRefused("random: {count: 1000000000, lr: {uniform: [0, 1]}}", ["random.count", "at most 100000"])
+    expectRefused("grid: {lr: \(values), alpha: \(values)}\nrandom: {count: 50, wd: {uniform: [0, 1]}}",
+                  ["random.count", "500000 configurations"])
+    XCTAssertNoThrow(try SweepSpec.parse(yaml: "grid: {lr: \(values), alpha: \(values)}"))
+  }
+
+  func testRunsCannotBeMovedOutsideOut() {
+    for args in ["--set run.dir=/etc", "--set=run.dir=/etc", "--run-dir=/etc", "['--set', 'run.dir = /tmp/x']", "--resume auto"] {
+      expectRefused("args: \(args)\ngrid: {lr: [1, 2]}", ["args"])
+    }
+    expectRefused("grid: {data: [{train: 'imagefolder:/d', run-dir: /etc}]}", ["grid.data", "--run-dir"])
+    expectRefused("grid: {set: ['run.dir=/etc']}", ["grid.set", "run.dir"])
+    expectRefused("random: {count: 2, set: ['optim.lr=1', 'run.dir=/tmp/elsewhere']}", ["random.set", "run.dir"])
+    XCTAssertNoThrow(try SweepSpec.parse(yaml: "args: --set run.dirty=1\ngrid: {lr: [1, 2]}").args)
+  }
+
+  func testNamesThatCouldBreakTheSlurmScriptAreRefused() {
+    expectRefused("name: \"x\\nrm -rf /\"\ngrid: {lr: [1, 2]}", ["'name'"])
+    expectRefused("name: \"a b\"\ngrid: {lr: [1, 2]}", ["'name'"])
+    XCTAssertEqual(try SweepSpec.parse(yaml: "name: lr-sweep_2.b\ngrid: {lr: [1, 2]}").name, "lr-sweep_2.b")
+  }
+}

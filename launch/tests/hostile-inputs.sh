@@ -164,5 +164,58 @@ hostile "eval over a folder holding a bomb" "bomb.png" "$rada" eval --threads 1 
 hostile "tokenize --context-length 10^12" "--context-length" "$rada" tokenize --context-length 1000000000000 "a dog"
 hostile "embed --head-width 0" "--head-width" "$rada" "${embed[@]}" --model "$tiny" --texts a --head-width 0
 
+hostile "train --seed=-1" "run.seed" "$rada" train --setting eft --threads 1 --model "$tiny" --train "imagefolder:$tmp/data/train" \
+  --steps 1 --seed=-1 --run-dir "$tmp/run/r"
+hostile "train: batch x accumulation overflows" "run.accumulation" "$rada" train --setting eft --threads 1 --model "$tiny" \
+  --train "imagefolder:$tmp/data/train" --steps 1 --batch-size 4 --accumulation 4611686018427387904 --run-dir "$tmp/run/r"
+hostile "train: logit scale 0" "model.logitScale" "$rada" train --setting eft --threads 1 --model "$tiny" \
+  --train "imagefolder:$tmp/data/train" --steps 1 --logit-scale 0 --run-dir "$tmp/run/r"
+hostile "train: negative warm-up lr" "schedule.warmupLR" "$rada" train --setting eft --threads 1 --model "$tiny" \
+  --train "imagefolder:$tmp/data/train" --steps 1 --set schedule.warmupLR=-1 --run-dir "$tmp/run/r"
+
+# --- configs and specs
+{ printf 'a: &a [x, x, x, x, x, x, x, x, x]\n'; prev=a
+  for l in b c d e f g h i; do printf '%s: &%s [' "$l" "$l"; for k in 1 2 3 4 5 6 7 8; do printf '*%s, ' "$prev"; done
+    printf '*%s]\n' "$prev"; prev=$l; done; } > "$tmp/bomb.yaml"
+hostile "train --config: YAML alias bomb" "bomb.yaml" "$rada" train --config "$tmp/bomb.yaml" --threads 1 --model "$tiny" \
+  --train "imagefolder:$tmp/data/train" --steps 1 --run-dir "$tmp/run/r"
+printf 'grid: {lr: [%s], alpha: [%s], shots: [%s]}\n' "$(seq -s, 1 100)" "$(seq -s, 1 100)" "$(seq -s, 1 100)" > "$tmp/huge.yaml"
+hostile "sweep: 10^6 configurations" "1000000 configurations" "$rada" sweep run "$tmp/huge.yaml" --out sweep
+printf 'args: --set run.dir=%s/escaped\ngrid: {lr: [1, 2]}\n' "$tmp" > "$tmp/escape.yaml"
+hostile "sweep: --set run.dir in args" "run.dir" "$rada" sweep run "$tmp/escape.yaml" --out sweep
+printf 'name: "x\\ntouch %s/pwned"\ngrid: {lr: [1, 2]}\n' "$tmp" > "$tmp/inject.yaml"
+hostile "sweep --emit-slurm: newline in the name" "'name'" "$rada" sweep run "$tmp/inject.yaml" --out sweep --emit-slurm job.sbatch
+printf 'grid: {lr: [1, 2]}\n' > "$tmp/plain.yaml"
+hostile "sweep --emit-slurm: newline in --out" "--out" "$rada" sweep run "$tmp/plain.yaml" --out $'sweep\ntouch pwned' --emit-slurm job.sbatch
+
+# --- run state: a checkpoint whose state.json holds absurd numbers is skipped as damaged, never trusted
+"$rada" train --setting eft --threads 1 --model "$tiny" --train "imagefolder:$tmp/data/train" --steps 2 --batch-size 4 \
+  --no-augment --checkpoint-every 1 --run-dir "$tmp/state-run" --feature-cache "$tmp/state-cache" >/dev/null 2>&1 \
+  || fail "train for a checkpoint"
+state="$(ls -d "$tmp"/state-run/checkpoints/step_* | tail -1)/state.json"
+sed -i 's/"step" *: *[0-9]*/"step":-5/' "$state"
+grep -q '"step":-5' "$state" || fail "could not edit $state"
+cases=$((cases + 1))
+out="$(timeout 120 "$rada" train --setting eft --threads 1 --model "$tiny" --train "imagefolder:$tmp/data/train" --steps 3 \
+  --batch-size 4 --no-augment --checkpoint-every 1 --run-dir "$tmp/state-run" --feature-cache "$tmp/state-cache" --resume auto 2>&1)"; rc=$?
+if [ $rc -ge 128 ] || [ $rc -eq 124 ] || ! grep -q "state.json: step is -5" <<< "$out"; then
+  failures=$((failures + 1)); echo "FAILED  state.json with step -5 (exit $rc)"; echo "$out" | tail -5 | sed 's/^/    /'
+else
+  echo "ok      state.json with step -5: $(grep -m1 "step is -5" <<< "$out" | cut -c1-150)"
+fi
+
+# --- reports: absurd but well-formed metrics render (exit 0), never trap
+tolerated() {  # tolerated NAME COMMAND...: COMMAND must succeed
+  cases=$((cases + 1))
+  local name="$1"; shift
+  local out rc; out="$(timeout 120 "$@" 2>&1)"; rc=$?
+  if [ $rc -ne 0 ]; then failures=$((failures + 1)); echo "FAILED  $name (exit $rc)"; echo "$out" | tail -5 | sed 's/^/    /'
+  else echo "ok      $name"; fi
+}
+mkdir -p "$tmp/report"
+printf '{"step": 1, "train/loss": 1.7e308}\n{"step": 2, "train/loss": -1.7e308}\n{"step": 3, "train/loss": 4e-320}\n{"step": 4, "val/top1": 5e-324}\n{"step": -5, "lr": 1e300}\n{"step": 1e300, "lr": 1}\n' \
+  > "$tmp/report/metrics.jsonl"
+tolerated "report: metrics at ±1.7e308, subnormal and absurd steps" "$rada" report "$tmp/report" --out "$tmp/report/r.html"
+
 echo "hostile inputs: $((cases - failures))/$cases cases ok"
 [ $failures -eq 0 ]
