@@ -11,8 +11,11 @@ public enum Manifest {
     guard let header = rows.first else { throw DataError.malformed(file: file, reason: "the file is empty") }
     let columns = header.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
     guard columns.count == 2, columns[0] == "path", ["label", "classname", "caption"].contains(columns[1]) else {
-      throw DataError.malformed(file: file, reason: "header is '\(header.joined(separator: ","))'; expected"
-        + " path,label or path,classname or path,caption")
+      // Echo the header only when it looks like one: the file may be anything passed by mistake.
+      let text = header.joined(separator: ",")
+      let looksLikeHeader = text.count <= 40 && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "_ ,".contains($0)) }
+      throw DataError.malformed(file: file, reason: (looksLikeHeader ? "header is '\(text)'" : "the first line is not a CSV header")
+        + "; expected path,label or path,classname or path,caption")
     }
     let folder = (file as NSString).deletingLastPathComponent
     let root = folder.isEmpty ? "." : folder

@@ -113,7 +113,7 @@ public struct SweepSpec: Equatable {
   public static func parse(yaml text: String, name: String = "sweep") throws -> SweepSpec {
     let root: Node?
     do { root = try Yams.compose(yaml: text) } catch {
-      throw SweepError.badSpec(key: "(file)", reason: "not valid YAML: \(error)")
+      throw SweepError.badSpec(key: "(file)", reason: yamlErrorSummary(error))
     }
     guard let mapping = root?.mapping else {
       throw SweepError.badSpec(key: "(file)", reason: "the top level must be a mapping with args, grid and/or random")

@@ -189,7 +189,7 @@ extension TrainConfig {
     do { try merge(yaml: String(decoding: data, as: UTF8.self), source: path) } catch let error as ConfigError {
       throw error
     } catch {
-      throw ConfigError.unreadable(path: path, reason: "\(error)")
+      throw ConfigError.unreadable(path: path, reason: yamlErrorSummary(error))
     }
   }
 

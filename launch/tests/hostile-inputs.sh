@@ -31,6 +31,7 @@ hostile() {
   elif [ $rc -eq 124 ]; then problem="no answer within 120 s"
   elif [ $rc -ge 128 ]; then problem="killed by signal $((rc - 128)) (trap, abort or segfault)"
   elif grep -Eq "Fatal error|Stack dump|Illegal instruction|Segmentation fault" <<< "$out"; then problem="runtime error text"
+  elif grep -q "SECRET-MARKER" <<< "$out"; then problem="the message echoes the file's contents"
   elif ! grep -qF -- "$fragment" <<< "$out"; then problem="the message does not name '$fragment'"
   elif [ "$before" != "$after" ]; then problem="files outside the run directory changed: $(diff <(echo "$before") <(echo "$after") | head -5)"
   fi
@@ -203,6 +204,16 @@ if [ $rc -ge 128 ] || [ $rc -eq 124 ] || ! grep -q "state.json: step is -5" <<< 
 else
   echo "ok      state.json with step -5: $(grep -m1 "step is -5" <<< "$out" | cut -c1-150)"
 fi
+
+# --- files passed by mistake (a password file, say): refused without echoing a byte of them
+printf 'SECRET-MARKER root:x:0:0:root:/root:/bin/bash\nSECRET-MARKER: x\n' > "$tmp/secret.txt"
+hostile "secret file as --config" "secret.txt" "$rada" train --config "$tmp/secret.txt" --threads 1 --model "$tiny" \
+  --train "imagefolder:$tmp/data/train" --steps 1 --run-dir "$tmp/run/r"
+hostile "secret file as a manifest" "secret.txt" "$rada" eval --threads 1 --model "$tiny" --data "manifest:$tmp/secret.txt"
+hostile "secret file as a sweep spec" "sweep spec" "$rada" sweep run "$tmp/secret.txt" --out sweep
+hostile "secret file as a model" "secret.txt" "$rada" "${embed[@]}" --model "$tmp/secret.txt" --texts a
+hostile "secret file as an image" "secret.txt" "$rada" preprocess --size 32 --out out.npy "$tmp/secret.txt"
+hostile "secret file as token ids" "secret.txt" "$rada" "${embed[@]}" --model "$tiny" --token-ids "$tmp/secret.txt"
 
 # --- reports: absurd but well-formed metrics render (exit 0), never trap
 tolerated() {  # tolerated NAME COMMAND...: COMMAND must succeed
