@@ -47,6 +47,8 @@ let package = Package(
                                                    "Tensor", "CSupport",
                                                    .product(name: "ArgumentParser", package: "swift-argument-parser")],
                       swiftSettings: fastMath),
+    // Fuzz targets for every parser of untrusted input (README "Input safety"; launch/tests/fuzz.sh).
+    .executableTarget(name: "rada-fuzz", dependencies: ["Tensor", "CLIP", "Data", "Training"], path: "Sources/RadaFuzz"),
 
     // One test target per module. Fixtures live beside the tests that read them.
     .testTarget(name: "TensorTests", dependencies: ["Tensor"], resources: [.copy("Fixtures")]),
