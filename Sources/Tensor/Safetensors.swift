@@ -17,6 +17,8 @@ public enum SafetensorsError: Error, CustomStringConvertible {
   case unsupportedDType(path: String, tensor: String, dtype: String)
   case missingTensor(path: String, tensor: String)
   case unwritable(path: String, reason: String)
+  case wrongSize(path: String, tensor: String, count: Int, expected: Int)
+  case nonFinite(path: String, tensor: String, index: Int, value: Float)
 
   public var description: String {
     switch self {
@@ -35,6 +37,12 @@ public enum SafetensorsError: Error, CustomStringConvertible {
       return "\(path) has no tensor '\(tensor)'. List its tensors with safetensors.safe_open(path, 'pt').keys()."
     case let .unwritable(path, reason):
       return "cannot write \(path): \(reason). Check free disk space and that the directory exists."
+    case let .wrongSize(path, tensor, count, expected):
+      return "tensor '\(tensor)' in \(path) has \(count) elements where \(expected) are expected. The file belongs to "
+        + "another model or run; pass the matching one."
+    case let .nonFinite(path, tensor, index, value):
+      return "tensor '\(tensor)' in \(path) holds \(value) at element \(index). The file is damaged or was saved from a "
+        + "diverged run; use an earlier checkpoint."
     }
   }
 }
@@ -250,6 +258,19 @@ public struct SafetensorsFile {
       }
     default:
       throw SafetensorsError.unsupportedDType(path: path, tensor: name, dtype: info.dtype)
+    }
+  }
+
+  /// `read(_:into:)` for a destination of exactly `count` floats (a parameter slot): a tensor of another size
+  /// is refused before anything is written, and NaN or ±Inf in it is reported with its first bad element.
+  public func read(_ name: String, into destination: MutableFloats, count: Int) throws {
+    guard let info = self[name] else { throw SafetensorsError.missingTensor(path: path, tensor: name) }
+    guard info.count == count else {
+      throw SafetensorsError.wrongSize(path: path, tensor: name, count: info.count, expected: count)
+    }
+    try read(name, into: destination)
+    if let (index, value) = firstNonFinite(Floats(destination), count: count) {
+      throw SafetensorsError.nonFinite(path: path, tensor: name, index: index, value: value)
     }
   }
 

@@ -143,7 +143,7 @@ public final class TrainLoop {
       let head = try SafetensorsFile(path: newest.path + "/params.safetensors")
       for entry in model.table.entries {
         guard head[entry.name] != nil else { continue }
-        try head.read(entry.name, into: model.parameters.pointer + entry.offset)
+        try head.read(entry.name, into: model.parameters.pointer + entry.offset, count: entry.count)
       }
       let moments = try SafetensorsFile(path: newest.path + "/optimizer.safetensors")
       try optimizer.load(stepCount: Int(newest.state.scalars["optimizer_step"] ?? 0),

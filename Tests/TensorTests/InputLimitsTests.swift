@@ -114,3 +114,26 @@ final class InputLimitsTests: XCTestCase {
     XCTAssertEqual(floats.ints(), [Int.min, Int.min, 2])
   }
 }
+
+final class CheckedReadTests: XCTestCase {
+  func testReadIntoASlotRefusesOtherSizesAndNonFiniteValues() throws {
+    let values: [Float] = [1, 2, .nan, 4]
+    let data = values.withUnsafeBufferPointer {
+      SafetensorsWriter.encode([.init(name: "w", shape: [4], values: $0.baseAddress!),
+                                .init(name: "v", shape: [2], values: $0.baseAddress!)])
+    }
+    let file = try SafetensorsFile(data: data, path: "/runs/x/params.safetensors")
+    var slot = [Float](repeating: 7, count: 3)
+    XCTAssertThrowsError(try slot.withUnsafeMutableBufferPointer { try file.read("w", into: $0.baseAddress!, count: 3) }) { error in
+      XCTAssertTrue("\(error)".contains("'w'") && "\(error)".contains("4 elements where 3"), "\(error)")
+    }
+    XCTAssertEqual(slot, [7, 7, 7], "nothing written before the size is checked")
+    var four = [Float](repeating: 0, count: 4)
+    XCTAssertThrowsError(try four.withUnsafeMutableBufferPointer { try file.read("w", into: $0.baseAddress!, count: 4) }) { error in
+      XCTAssertTrue("\(error)".contains("element 2") && "\(error)".contains("params.safetensors"), "\(error)")
+    }
+    var two = [Float](repeating: 0, count: 2)
+    try two.withUnsafeMutableBufferPointer { try file.read("v", into: $0.baseAddress!, count: 2) }
+    XCTAssertEqual(two, [1, 2])
+  }
+}

@@ -163,6 +163,8 @@ hostile "eval over a folder holding a bomb" "bomb.png" "$rada" eval --threads 1 
 
 # --- flags
 hostile "tokenize --context-length 10^12" "--context-length" "$rada" tokenize --context-length 1000000000000 "a dog"
+hostile "preprocess --size 10^9" "--size" "$rada" preprocess --size 1000000000 --out out.npy "$tmp/lists/a.png"
+hostile "eval --logit-scale inf" "--logit-scale" "$rada" eval --threads 1 --model "$tiny" --data "imagefolder:$tmp/data/test" --logit-scale inf
 hostile "embed --head-width 0" "--head-width" "$rada" "${embed[@]}" --model "$tiny" --texts a --head-width 0
 
 hostile "train --seed=-1" "run.seed" "$rada" train --setting eft --threads 1 --model "$tiny" --train "imagefolder:$tmp/data/train" \
