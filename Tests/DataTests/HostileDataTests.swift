@@ -99,4 +99,29 @@ final class HostileDataTests: XCTestCase {
       return false
     }
   }
+
+  /// README "Input safety": links are followed when reading (shared storage), listed paths are checked lexically.
+  func testSymlinksToSharedStorageAreFollowedAndListedPathsStayInside() throws {
+    let shared = try makeTempDir(self), root = try makeTempDir(self)
+    try writeFile(shared, "pool/cat/1.png")
+    try writeFile(shared, "pool/dog/2.png")
+    // A dataset whose class folders are links into the shared pool.
+    try FileManager.default.createDirectory(atPath: root + "/folder", withIntermediateDirectories: true)
+    try FileManager.default.createSymbolicLink(atPath: root + "/folder/cat", withDestinationPath: shared + "/pool/cat")
+    try FileManager.default.createSymbolicLink(atPath: root + "/folder/dog", withDestinationPath: shared + "/pool/dog")
+    let folder = try DatasetSpec.load("imagefolder:\(root)/folder")
+    XCTAssertEqual(folder.classNames, ["cat", "dog"])
+    XCTAssertEqual(folder.samples.map(\.path), [root + "/folder/cat/1.png", root + "/folder/dog/2.png"])
+    // A manifest row naming a link inside its folder is followed; a row leaving the folder by path is not.
+    try FileManager.default.createSymbolicLink(atPath: root + "/linked.png", withDestinationPath: shared + "/pool/cat/1.png")
+    try writeFile(root, "ok.csv", "path,label\nlinked.png,0\n")
+    XCTAssertEqual(try DatasetSpec.load("manifest:\(root)/ok.csv").samples.map(\.path), [root + "/linked.png"])
+    try writeFile(root, "escape.csv", "path,label\n../\((shared as NSString).lastPathComponent)/pool/cat/1.png,0\n")
+    assertDataError(try DatasetSpec.load("manifest:\(root)/escape.csv"), "escape") {
+      if case .pathEscapesRoot = $0 { return true }; return false
+    }
+    // A link cycle inside a dataset ends at the walk's depth limit instead of looping.
+    try FileManager.default.createSymbolicLink(atPath: shared + "/pool/cat/loop", withDestinationPath: shared + "/pool/cat")
+    XCTAssertEqual(try DatasetSpec.load("imagefolder:\(root)/folder").count, 1 + 1 + 8)
+  }
 }
