@@ -3,7 +3,7 @@
 // byte flips, interesting numbers, inserted, deleted, repeated and spliced ranges), runs the target on each
 // input for --seconds or --runs, and exits 0; a crash ends the process with its signal, so the caller fails.
 // The same --seed replays the same inputs; --save FILE writes each input before it runs (the crasher's bytes).
-// With -sanitize=fuzzer -DLIBFUZZER this file is left out and libFuzzer's own main drives FuzzTargets.
+// With -sanitize=fuzzer -DLIBFUZZER this file is left out; LibFuzzerMain.swift hands FuzzTargets to libFuzzer.
 #if !LIBFUZZER
 import Foundation
 import Tensor
