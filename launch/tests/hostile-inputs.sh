@@ -217,6 +217,10 @@ hostile "secret file as a model" "secret.txt" "$rada" "${embed[@]}" --model "$tm
 hostile "secret file as an image" "secret.txt" "$rada" preprocess --size 32 --out out.npy "$tmp/secret.txt"
 hostile "secret file as token ids" "secret.txt" "$rada" "${embed[@]}" --model "$tiny" --token-ids "$tmp/secret.txt"
 
+mkdir -p "$tmp/devzero"; ln -s /dev/zero "$tmp/devzero/metrics.jsonl"
+hostile "report: metrics.jsonl linked to /dev/zero" "metrics.jsonl" "$rada" report "$tmp/devzero" --out report.html
+hostile "eval --classes /dev/zero" "/dev/zero" "$rada" eval --threads 1 --model "$tiny" --data "imagefolder:$tmp/data/test" --classes /dev/zero
+
 # --- reports: absurd but well-formed metrics render (exit 0), never trap
 tolerated() {  # tolerated NAME COMMAND...: COMMAND must succeed
   cases=$((cases + 1))
