@@ -112,11 +112,15 @@ public struct SweepSpec: Equatable {
 
   public static func parse(yaml text: String, name: String = "sweep") throws -> SweepSpec {
     let root: Node?
-    do { root = try Yams.compose(yaml: text) } catch {
+    do { try checkYAMLDepth(text); root = try Yams.compose(yaml: text) } catch {
       throw SweepError.badSpec(key: "(file)", reason: yamlErrorSummary(error))
     }
     guard let mapping = root?.mapping else {
       throw SweepError.badSpec(key: "(file)", reason: "the top level must be a mapping with args, grid and/or random")
+    }
+    if let root, !yamlNodeCountIsWithin(root, limit: TrainConfig.maximumYAMLNodes) {
+      throw SweepError.badSpec(key: "(file)", reason: "it expands to more than \(TrainConfig.maximumYAMLNodes) values "
+                                 + "(YAML aliases repeating each other?); write the spec out without aliases")
     }
     var spec = SweepSpec()
     spec.name = name

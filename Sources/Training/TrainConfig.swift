@@ -156,12 +156,21 @@ extension TrainConfig {
 
   /// Loads a YAML file on top of `self`; unknown keys are errors.
   public mutating func merge(yaml text: String, source: String) throws {
-    try Self.checkExpandedSize(yaml: text, source: source)
-    guard let loaded = try Yams.load(yaml: text) else { return }
+    guard let loaded = try Self.parseYAML(text, source: source) else { return }
     guard let tree = loaded as? [String: Any] else {
       throw ConfigError.unreadable(path: source, reason: "the top level must be a mapping of sections")
     }
     for (key, value) in flatten(tree, prefix: "") { try set(key, yamlValue: value) }
+  }
+
+  /// YAML text as Foundation values, refusing (before Yams recurses into it) nesting deeper than
+  /// `YAMLSafety.maximumDepth`, aliases that expand beyond `maximumYAMLNodes`, and non-scalar mapping keys.
+  static func parseYAML(_ text: String, source: String) throws -> Any? {
+    do { try checkYAMLDepth(text) } catch { throw ConfigError.unreadable(path: source, reason: yamlErrorSummary(error)) }
+    try checkExpandedSize(yaml: text, source: source)
+    do { return try loadYAML(text) } catch let error as YAMLKeyError {
+      throw ConfigError.unreadable(path: source, reason: yamlErrorSummary(error))
+    }
   }
 
   /// Refuses YAML whose aliases expand to more than `maximumYAMLNodes` values, counting with a budget (an
@@ -169,15 +178,9 @@ extension TrainConfig {
   static func checkExpandedSize(yaml text: String, source: String) throws {
     guard text.contains("*") else { return }  // no alias: the expanded size is the text's own
     guard let root = try Yams.compose(yaml: text) else { return }
-    var pending = [root], count = 0
-    while let node = pending.popLast() {
-      count += 1
-      if count > maximumYAMLNodes {
-        throw ConfigError.unreadable(path: source, reason: "it expands to more than \(maximumYAMLNodes) values "
-                                       + "(YAML aliases repeating each other?); write the config out without aliases")
-      }
-      if let sequence = node.sequence { pending += Array(sequence) }
-      if let mapping = node.mapping { for (key, value) in mapping { pending.append(key); pending.append(value) } }
+    guard yamlNodeCountIsWithin(root, limit: maximumYAMLNodes) else {
+      throw ConfigError.unreadable(path: source, reason: "it expands to more than \(maximumYAMLNodes) values "
+                                     + "(YAML aliases repeating each other?); write the config out without aliases")
     }
   }
 
@@ -200,7 +203,7 @@ extension TrainConfig {
     }
     let key = String(override[..<eq]).trimmingCharacters(in: .whitespaces)
     let text = String(override[override.index(after: eq)...])
-    let value = (try? Yams.load(yaml: text)) ?? text
+    let value = (try? Self.parseYAML(text, source: "--set \(key)")) ?? text
     try set(key, yamlValue: value ?? NSNull())
   }
 

@@ -182,6 +182,14 @@ hostile "train: negative warm-up lr" "schedule.warmupLR" "$rada" train --setting
     printf '*%s]\n' "$prev"; prev=$l; done; } > "$tmp/bomb.yaml"
 hostile "train --config: YAML alias bomb" "bomb.yaml" "$rada" train --config "$tmp/bomb.yaml" --threads 1 --model "$tiny" \
   --train "imagefolder:$tmp/data/train" --steps 1 --run-dir "$tmp/run/r"
+{ printf 'optim: '; head -c 20000 /dev/zero | tr '\0' '['; head -c 20000 /dev/zero | tr '\0' ']'; echo; } > "$tmp/deep.yaml"
+hostile "train --config: 20,000 nested lists" "deep.yaml" "$rada" train --config "$tmp/deep.yaml" --threads 1 --model "$tiny" \
+  --train "imagefolder:$tmp/data/train" --steps 1 --run-dir "$tmp/run/r"
+printf 'optim: {[x]: 1}\n' > "$tmp/key.yaml"
+hostile "train --config: a list as a mapping key" "key.yaml" "$rada" train --config "$tmp/key.yaml" --threads 1 --model "$tiny" \
+  --train "imagefolder:$tmp/data/train" --steps 1 --run-dir "$tmp/run/r"
+hostile "train --set with a list as a mapping key" "rada.templates" "$rada" train --threads 1 --model "$tiny" \
+  --train "imagefolder:$tmp/data/train" --steps 1 --set 'rada.templates={[x]: 1}' --run-dir "$tmp/run/r"
 printf 'grid: {lr: [%s], alpha: [%s], shots: [%s]}\n' "$(seq -s, 1 100)" "$(seq -s, 1 100)" "$(seq -s, 1 100)" > "$tmp/huge.yaml"
 hostile "sweep: 10^6 configurations" "1000000 configurations" "$rada" sweep run "$tmp/huge.yaml" --out sweep
 printf 'args: --set run.dir=%s/escaped\ngrid: {lr: [1, 2]}\n' "$tmp" > "$tmp/escape.yaml"
