@@ -52,6 +52,9 @@ let package = Package(
                                                    "Tensor", "CSupport",
                                                    .product(name: "ArgumentParser", package: "swift-argument-parser")],
                       swiftSettings: fastMath),
+    // Fuzz targets for every parser of untrusted input (README "Input safety"; launch/tests/fuzz.sh).
+    .executableTarget(name: "rada-fuzz", dependencies: ["Tensor", "CLIP", "Data", "Training", "Sweeps", "Reports"],
+                      path: "Sources/RadaFuzz"),
 
     // One test target per module. Fixtures live beside the tests that read them.
     .testTarget(name: "TensorTests", dependencies: ["Tensor"], resources: [.copy("Fixtures")]),
@@ -60,7 +63,7 @@ let package = Package(
     .testTarget(name: "CLIPTests", dependencies: ["CLIP", "Kernels", "Tensor"], resources: [.copy("Fixtures")]),
     .testTarget(name: "RAdaTests", dependencies: ["RAda", "Kernels", "Tensor"], resources: [.copy("Fixtures")]),
     .testTarget(name: "DataTests", dependencies: ["Data", "CLIP", "Tensor"], resources: [.copy("Fixtures")]),
-    .testTarget(name: "TrainingTests", dependencies: ["Training", "RAda", "CLIP", "Data", "Distributed", "Tensor"]),
+    .testTarget(name: "TrainingTests", dependencies: ["Training", "RAda", "CLIP", "Data", "Distributed", "Tensor", "Sweeps", "Reports"]),
     .testTarget(name: "SweepsTests", dependencies: ["Sweeps", "Training"]),
     .testTarget(name: "ReportsTests", dependencies: ["Reports", "Training"]),
   ]

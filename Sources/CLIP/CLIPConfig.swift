@@ -111,9 +111,41 @@ public struct CLIPConfig: Codable, Equatable, Sendable {
     return names.dropLast().joined(separator: ", ") + " or " + names[names.count - 1]
   }
 
-  /// Programming-error checks for configs built in code; loaded configs are checked with typed errors first.
+  /// Bounds on every size, far above any released CLIP (ViT-bigG: width 1664, 48 layers, MLP 8192; T 77,
+  /// V 49408) and low enough that products of them cannot overflow: a config read from a file or the metadata
+  /// of a checkpoint is checked against these before anything is allocated.
+  public enum Limits {
+    public static let width = 1 << 16
+    public static let mlpWidth = 1 << 18
+    public static let layers = 1 << 10
+    public static let imageSize = 1 << 13
+    public static let contextLength = 1 << 13
+    public static let vocabSize = 1 << 24
+    /// 2^34 floats = 64 GiB of parameters.
+    public static let parameters = 1 << 34
+  }
+
+  /// Every way this config is unusable, as "key: reason" lines; empty when it is valid. Checked for configs read
+  /// from files (typed errors naming the file) and, as a precondition, for configs built in code. Heads and the
+  /// patch size are checked before anything divides by them.
   public var problems: [String] {
     var found: [String] = []
+    func bound(_ name: String, _ value: Int, _ limit: Int, minimum: Int = 1) {
+      if value < minimum || value > limit { found.append("\(name) is \(value), outside \(minimum)...\(limit)") }
+    }
+    bound("embedDim", embedDim, Limits.width)
+    bound("vision.width", vision.width, Limits.width); bound("text.width", text.width, Limits.width)
+    bound("vision.mlpWidth", vision.mlpWidth, Limits.mlpWidth); bound("text.mlpWidth", text.mlpWidth, Limits.mlpWidth)
+    bound("vision.layers", vision.layers, Limits.layers); bound("text.layers", text.layers, Limits.layers)
+    bound("vision.heads", vision.heads, max(1, vision.width)); bound("text.heads", text.heads, max(1, text.width))
+    bound("vision.imageSize", vision.imageSize, Limits.imageSize)
+    bound("vision.patchSize", vision.patchSize, max(1, vision.imageSize))
+    bound("text.contextLength", text.contextLength, Limits.contextLength)
+    bound("text.vocabSize", text.vocabSize, Limits.vocabSize)
+    if !(layerNormEps.isFinite && layerNormEps > 0 && layerNormEps < 1) {
+      found.append("layerNormEps is \(layerNormEps), outside (0, 1)")
+    }
+    if !found.isEmpty { return found }
     if vision.width % vision.heads != 0 { found.append("vision width \(vision.width) not divisible by \(vision.heads) heads") }
     if text.width % text.heads != 0 { found.append("text width \(text.width) not divisible by \(text.heads) heads") }
     if vision.imageSize % vision.patchSize != 0 {
@@ -122,9 +154,20 @@ public struct CLIPConfig: Codable, Equatable, Sendable {
     if text.endOfTextId < 0 || text.endOfTextId >= text.vocabSize {
       found.append("end-of-text id \(text.endOfTextId) outside the vocabulary of \(text.vocabSize)")
     }
-    for (name, v) in [("embedDim", embedDim), ("vision.layers", vision.layers), ("text.layers", text.layers),
-                      ("vision.width", vision.width), ("text.width", text.width), ("text.contextLength", text.contextLength)]
-    where v <= 0 { found.append("\(name) must be positive (got \(v))") }
+    if found.isEmpty, parameterCount > Limits.parameters {
+      found.append("\(parameterCount) parameters, more than the \(Limits.parameters) rada allocates")
+    }
     return found
+  }
+
+  /// Number of parameters (the parameter table's total); only meaningful once the sizes are inside `Limits`,
+  /// where it cannot overflow (each term is below 2^40, their sum far below 2^63).
+  public var parameterCount: Int {
+    func blocks(_ layers: Int, _ c: Int, _ m: Int) -> Int { layers * (4 * c * c + 2 * c * m + 9 * c + m) }
+    let v = vision, t = text
+    return v.width * 3 * v.patchSize * v.patchSize + v.width + v.tokens * v.width + 4 * v.width
+      + blocks(v.layers, v.width, v.mlpWidth) + v.width * embedDim
+      + t.vocabSize * t.width + t.contextLength * t.width + blocks(t.layers, t.width, t.mlpWidth) + 2 * t.width
+      + t.width * embedDim + 1
   }
 }

@@ -91,6 +91,13 @@ public enum ImageError: Error, CustomStringConvertible, Equatable {
 public enum ImageDecoder {
   public enum Format: String { case jpeg = "JPEG", png = "PNG" }
 
+  /// Decoded images may hold at most this many pixels (checked from the header, before decoding):
+  /// $RADA_MAX_IMAGE_PIXELS when set, else 2^26 (Pillow warns at 2^26.4 and refuses at twice that).
+  public static var maximumPixels: Int { Int(rada_image_max_pixels()) }
+  /// Longest side over shortest side (checked from the header); beyond it the short-side resize of
+  /// preprocessing would explode.
+  public static let maximumAspectRatio = Int(RADA_IMAGE_MAX_ASPECT)
+
   /// The format from the first bytes (JPEG SOI FF D8 FF; PNG signature 89 50 4E 47 0D 0A 1A 0A), or nil.
   public static func format(of data: Data) -> Format? {
     let head = [UInt8](data.prefix(8))
@@ -150,6 +157,9 @@ public enum ImageDecoder {
     }
     if status == RADA_IMAGE_UNSUPPORTED {
       throw ImageError.unsupported(name: name, format: format.rawValue, variant: String(cString: message))
+    }
+    if status == RADA_IMAGE_TOO_LARGE {
+      throw ImageError.badSize(name: name, reason: String(cString: message))
     }
     guard status == 0, let pixels = image.pixels else {
       let reason = String(cString: message)

@@ -3,6 +3,9 @@
 // open_clip's pattern `<start_of_text>|<end_of_text>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+`
 // (IGNORECASE), and each piece's UTF-8 bytes are merged by rank. Output rows are T = contextLength ids:
 // <start_of_text>, the text's ids, <end_of_text>, zeros; a long text is cut and still ends with <end_of_text>.
+// Hostile input: encoding stops once the row is full (a 500 KB caption costs what its first pieces cost), and
+// a piece longer than `heapMergeThreshold` bytes is merged with a heap (O(n log n)) instead of the rescanning
+// loop, which is quadratic; both give the same ids (tested against each other).
 import CSupport
 import Foundation
 import TextCleaning
@@ -178,11 +181,13 @@ public final class CLIPTokenizer: @unchecked Sendable {
 
   // MARK: - Encoding
 
-  /// BPE ids of `text` after open_clip's cleaning, without <start_of_text>/<end_of_text>.
-  public func encode(_ text: String) -> [Int32] {
+  /// BPE ids of `text` after open_clip's cleaning, without <start_of_text>/<end_of_text>. With `limit`, pieces
+  /// after the first `limit` ids are not encoded (the ids returned start with the same `limit` ids).
+  public func encode(_ text: String, limit: Int = .max) -> [Int32] {
     let cleaned = TextCleaning.cleanLower(text)
     var ids: [Int32] = []
     PieceSplitter.forEachPiece(cleaned) { piece in
+      if ids.count >= limit { return }
       if let special = Self.specialToken(piece) { ids.append(special); return }
       var bytes: [UInt8] = []
       for scalar in piece { bytes.append(contentsOf: UTF8.encode(scalar)!) }
@@ -196,7 +201,8 @@ public final class CLIPTokenizer: @unchecked Sendable {
   public func tokenize(_ texts: [String], contextLength: Int = 77) -> [[Int32]] {
     precondition(contextLength >= 1, "contextLength must be at least 1")
     return texts.map { text in
-      var row = [Self.startToken] + encode(text) + [Self.endToken]
+      // Only the first T - 2 text ids can reach the row; one more tells that the text was cut.
+      var row = [Self.startToken] + encode(text, limit: contextLength - 1) + [Self.endToken]
       if row.count > contextLength {
         row.removeLast(row.count - contextLength)
         row[contextLength - 1] = Self.endToken
@@ -217,11 +223,24 @@ public final class CLIPTokenizer: @unchecked Sendable {
   /// Byte-pair merging of one piece: start from its bytes (the last in its `</w>` form), then repeatedly
   /// merge every occurrence, left to right, of the adjacent pair with the lowest rank.
   private func bpe(_ bytes: [UInt8]) -> [Int32] {
+    // Long pieces (a 500 KB "word") are neither cached nor merged by rescanning.
+    if bytes.count > Self.heapMergeThreshold { return heapMerge(bytes) }
     cacheLock.lock()
     let cached = cache[bytes]
     cacheLock.unlock()
     if let cached { return cached }
+    let word = rescanMerge(bytes)
+    cacheLock.lock()
+    cache[bytes] = word
+    cacheLock.unlock()
+    return word
+  }
 
+  /// Pieces longer than this many bytes use `heapMerge` (real words are a few dozen bytes).
+  static let heapMergeThreshold = 128
+
+  /// open_clip's bpe(): O(n) per merge, O(n²) for an n-byte piece.
+  func rescanMerge(_ bytes: [UInt8]) -> [Int32] {
     var word = bytes.map { byteID[Int($0)] }
     word[word.count - 1] += 256
     while word.count > 1 {
@@ -246,10 +265,76 @@ public final class CLIPTokenizer: @unchecked Sendable {
       }
       word = merged
     }
-
-    cacheLock.lock()
-    cache[bytes] = word
-    cacheLock.unlock()
     return word
+  }
+
+  /// The same merges as `rescanMerge` in O(n log n): a min-heap of (rank, position) over a linked list of
+  /// tokens, stale entries skipped when popped. Equal because a merge's new pairs always rank after it (a
+  /// merged token only appears in later merges of the vocabulary), so taking the lowest (rank, leftmost
+  /// position) pair each time visits merges in the order of rescanMerge's passes, left to right within a rank.
+  func heapMerge(_ bytes: [UInt8]) -> [Int32] {
+    let count = bytes.count
+    var token = bytes.map { byteID[Int($0)] }
+    token[count - 1] += 256
+    var next = Array(1...count)            // count = end of list
+    var previous = Array(-1..<(count - 1))  // -1 = start of list
+    var alive = [Bool](repeating: true, count: count)
+    var heap = MinHeap()
+    func rank(_ i: Int) -> Int32? {
+      let j = next[i]
+      guard j < count else { return nil }
+      return mergeRanks[UInt64(UInt32(token[i])) << 32 | UInt64(UInt32(token[j]))]
+    }
+    func push(_ i: Int) { if let r = rank(i) { heap.push(UInt64(UInt32(r)) << 32 | UInt64(i)) } }
+    for i in 0..<(count - 1) { push(i) }
+    while let key = heap.pop() {
+      let r = Int32(truncatingIfNeeded: key >> 32), i = Int(key & 0xFFFF_FFFF)
+      guard alive[i], rank(i) == r else { continue }  // stale: i merged away or its right neighbour changed
+      let j = next[i]
+      token[i] = 512 + r
+      alive[j] = false
+      next[i] = next[j]
+      if next[j] < count { previous[next[j]] = i }
+      if previous[i] >= 0 { push(previous[i]) }
+      push(i)
+    }
+    var word: [Int32] = []
+    var i = 0
+    while i < count { word.append(token[i]); i = next[i] }
+    return word
+  }
+}
+
+/// A binary min-heap of UInt64 keys (BPE: rank << 32 | position).
+struct MinHeap {
+  private var keys: [UInt64] = []
+
+  mutating func push(_ key: UInt64) {
+    keys.append(key)
+    var child = keys.count - 1
+    while child > 0 {
+      let parent = (child - 1) / 2
+      if keys[parent] <= keys[child] { break }
+      keys.swapAt(parent, child)
+      child = parent
+    }
+  }
+
+  mutating func pop() -> UInt64? {
+    guard let top = keys.first else { return nil }
+    let last = keys.removeLast()
+    if keys.isEmpty { return top }
+    keys[0] = last
+    var parent = 0
+    while true {
+      let left = 2 * parent + 1, right = left + 1
+      var smallest = parent
+      if left < keys.count && keys[left] < keys[smallest] { smallest = left }
+      if right < keys.count && keys[right] < keys[smallest] { smallest = right }
+      if smallest == parent { break }
+      keys.swapAt(parent, smallest)
+      parent = smallest
+    }
+    return top
   }
 }

@@ -16,6 +16,7 @@ public enum CLIPWeightError: Error, CustomStringConvertible {
   case missingTensor(file: String, tensor: String, expectedShape: [Int])
   case unexpectedTensor(file: String, tensor: String, shape: [Int])
   case shapeMismatch(file: String, tensor: String, expected: [Int], found: [Int])
+  case nonFinite(file: String, tensor: String, index: Int, value: Float)
 
   public var description: String {
     switch self {
@@ -39,6 +40,9 @@ public enum CLIPWeightError: Error, CustomStringConvertible {
     case let .shapeMismatch(file, tensor, expected, found):
       return "tensor '\(tensor)' in \(file) has shape \(shapeString(found)), expected \(shapeString(expected)). "
         + "The checkpoint and its config disagree; fix the config or pass matching weights."
+    case let .nonFinite(file, tensor, index, value):
+      return "tensor '\(tensor)' in \(file) holds \(value) at element \(index). The weights are damaged (or were saved "
+        + "from a diverged run); load an earlier checkpoint or fetch the file again."
     }
   }
 }
@@ -235,6 +239,9 @@ public struct CLIPCheckpoint {
     }
     if let activation = options.activation { config.activation = activation }
     if let headWidth = options.headWidth {
+      guard headWidth >= 1 && headWidth <= CLIPConfig.Limits.width else {
+        throw CLIPWeightError.cannotInferArchitecture(path: weightsPath, reason: "head width \(headWidth) is not in 1...\(CLIPConfig.Limits.width)")
+      }
       for (width, name) in [(config.vision.width, "vision"), (config.text.width, "text")] where width % headWidth != 0 {
         throw CLIPWeightError.cannotInferArchitecture(
           path: weightsPath, reason: "\(name) width \(width) is not a multiple of head width \(headWidth)")
@@ -257,14 +264,23 @@ public struct CLIPCheckpoint {
     return info.shape
   }
 
+  /// Layers 0..<L present under `prefix` (one pass over the names; L stops at the first missing index).
   private func countLayers(_ ours: String, _ hf: String) -> Int {
     let prefix = naming == .huggingFace ? hf : ours
+    var present = Set<Int>()
+    for name in file.names where name.hasPrefix(prefix) {
+      let rest = name.dropFirst(prefix.count)
+      if let dot = rest.firstIndex(of: "."), let layer = Int(rest[..<dot]), layer >= 0 { present.insert(layer) }
+    }
     var layers = 0
-    while file.names.contains(where: { $0.hasPrefix("\(prefix)\(layers).") }) { layers += 1 }
+    while present.contains(layers) { layers += 1 }
     return layers
   }
 
   private func inferredFromShapes(headWidth: Int) throws -> CLIPConfig {
+    guard headWidth >= 1 else {
+      throw CLIPWeightError.cannotInferArchitecture(path: weightsPath, reason: "head width \(headWidth) is not positive")
+    }
     let conv = try shape("visual.conv1.weight", "vision_model.embeddings.patch_embedding.weight")
     let visionPositions = try shape("visual.positional_embedding", "vision_model.embeddings.position_embedding.weight")
     let tokenTable = try shape("token_embedding.weight", "text_model.embeddings.token_embedding.weight")
@@ -275,6 +291,13 @@ public struct CLIPCheckpoint {
     guard conv.count == 4, visionPositions.count == 2, tokenTable.count == 2, textPositions.count == 2,
           projection.count == 2, visionFC.count == 2, textFC.count == 2 else {
       throw CLIPWeightError.cannotInferArchitecture(path: weightsPath, reason: "embedding or projection tensors have unexpected ranks")
+    }
+    // Bounded before any arithmetic: a shape with a zero dimension can state any other size.
+    let maximumPositions = CLIPConfig.Limits.imageSize * CLIPConfig.Limits.imageSize + 1
+    guard visionPositions[0] >= 2, visionPositions[0] <= maximumPositions,
+          conv[3] >= 1, conv[3] <= CLIPConfig.Limits.imageSize else {
+      throw CLIPWeightError.cannotInferArchitecture(
+        path: weightsPath, reason: "vision positions \(visionPositions[0]) / patch size \(conv[3]) are out of range")
     }
     let grid = Int(Double(visionPositions[0] - 1).squareRoot().rounded())
     guard grid * grid + 1 == visionPositions[0] else {
@@ -298,8 +321,9 @@ public struct CLIPCheckpoint {
   }
 
   static func readJSON(_ path: String) throws -> [String: Any] {
-    guard let data = FileManager.default.contents(atPath: path) else {
-      throw CLIPWeightError.badConfig(path: path, key: "(file)", reason: "cannot be read")
+    let data: Data
+    do { data = try BoundedFile.read(path, limit: BoundedFile.configLimit, what: "a model config") } catch {
+      throw CLIPWeightError.badConfig(path: path, key: "(file)", reason: "cannot be read (\(error))")
     }
     guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
       throw CLIPWeightError.badConfig(path: path, key: "(file)", reason: "is not a JSON object")
@@ -310,16 +334,27 @@ public struct CLIPCheckpoint {
   /// A numeric config value, checked against what the weights say when both exist.
   private static func number(_ dict: [String: Any], _ key: String, path: String, section: String) throws -> Double? {
     guard let value = dict[key], !(value is NSNull) else { return nil }
-    if let n = value as? NSNumber, !(value is Bool) { return n.doubleValue }
+    if let n = value as? NSNumber, !Checked.isJSONBoolean(n) { return n.doubleValue }
     if let n = value as? Double { return n }
     if let n = value as? Int { return Double(n) }
     throw CLIPWeightError.badConfig(path: path, key: section + key, reason: "is not a number")
   }
 
-  private static func agree(_ dict: [String: Any], _ key: String, _ inferred: Int, path: String, section: String) throws {
-    if let stated = try number(dict, key, path: path, section: section), Int(stated) != inferred {
+  /// An integer config value in `range` (nil when absent); 1e300, NaN-like strings, 2.5 and negatives are refused.
+  private static func integer(_ dict: [String: Any], _ key: String, path: String, section: String,
+                              in range: ClosedRange<Int> = 1...CLIPConfig.Limits.vocabSize) throws -> Int? {
+    guard let value = dict[key], !(value is NSNull) else { return nil }
+    guard let int = Checked.integer(json: value, in: range) else {
       throw CLIPWeightError.badConfig(path: path, key: section + key,
-                                      reason: "says \(Int(stated)) but the weights have \(inferred)")
+                                      reason: "is \(String(describing: value).prefix(40)), not an integer in \(range.lowerBound)...\(range.upperBound)")
+    }
+    return int
+  }
+
+  private static func agree(_ dict: [String: Any], _ key: String, _ inferred: Int, path: String, section: String) throws {
+    if let stated = try integer(dict, key, path: path, section: section), stated != inferred {
+      throw CLIPWeightError.badConfig(path: path, key: section + key,
+                                      reason: "says \(stated) but the weights have \(inferred)")
     }
   }
 
@@ -349,8 +384,8 @@ public struct CLIPCheckpoint {
     try Self.agree(textJSON, "vocab_size", config.text.vocabSize, path: path, section: "text_config.")
     try Self.agree(textJSON, "max_position_embeddings", config.text.contextLength, path: path, section: "text_config.")
     // transformers' defaults where the file is silent: 12 vision heads, 8 text heads, quick_gelu, eps 1e-5.
-    config.vision.heads = Int(try Self.number(visionJSON, "num_attention_heads", path: path, section: "vision_config.") ?? 12)
-    config.text.heads = Int(try Self.number(textJSON, "num_attention_heads", path: path, section: "text_config.") ?? 8)
+    config.vision.heads = try Self.integer(visionJSON, "num_attention_heads", path: path, section: "vision_config.") ?? 12
+    config.text.heads = try Self.integer(textJSON, "num_attention_heads", path: path, section: "text_config.") ?? 8
     let visionActivation = try Self.activation(visionJSON["hidden_act"], path: path, key: "vision_config.hidden_act") ?? .quickGELU
     let textActivation = try Self.activation(textJSON["hidden_act"], path: path, key: "text_config.hidden_act") ?? .quickGELU
     if visionActivation != textActivation && options.activation == nil {
@@ -359,12 +394,16 @@ public struct CLIPCheckpoint {
     }
     config.activation = visionActivation
     if let eps = try Self.number(visionJSON, "layer_norm_eps", path: path, section: "vision_config.") {
+      guard eps.isFinite, eps > 0, eps < 1 else {
+        throw CLIPWeightError.badConfig(path: path, key: "vision_config.layer_norm_eps", reason: "is \(eps), outside (0, 1)")
+      }
       config.layerNormEps = Float(eps)
     }
     // eos_token_id 2 is the pre-2023 placeholder: HF then pools at the largest id, which is our fallback
     // with end-of-text V - 1.
-    if let eos = try Self.number(textJSON, "eos_token_id", path: path, section: "text_config."), Int(eos) != 2 {
-      config.text.endOfTextId = Int(eos)
+    if let eos = try Self.integer(textJSON, "eos_token_id", path: path, section: "text_config.", in: 0...CLIPConfig.Limits.vocabSize),
+       eos != 2 {
+      config.text.endOfTextId = eos
     }
     for (heads, width, section) in [(config.vision.heads, config.vision.width, "vision_config."),
                                     (config.text.heads, config.text.width, "text_config.")]
@@ -389,13 +428,13 @@ public struct CLIPCheckpoint {
     try Self.agree(textJSON, "context_length", config.text.contextLength, path: path, section: "model_cfg.text_cfg.")
     try Self.agree(textJSON, "vocab_size", config.text.vocabSize, path: path, section: "model_cfg.text_cfg.")
     // open_clip's defaults (CLIPVisionCfg / CLIPTextCfg): head_width 64, text heads 8, quick_gelu false.
-    let headWidth = Int(try Self.number(visionJSON, "head_width", path: path, section: "model_cfg.vision_cfg.") ?? 64)
+    let headWidth = try Self.integer(visionJSON, "head_width", path: path, section: "model_cfg.vision_cfg.") ?? 64
     guard headWidth > 0, config.vision.width % headWidth == 0 else {
       throw CLIPWeightError.badConfig(path: path, key: "model_cfg.vision_cfg.head_width",
                                       reason: "is \(headWidth), which does not divide the width \(config.vision.width)")
     }
     config.vision.heads = config.vision.width / headWidth
-    config.text.heads = Int(try Self.number(textJSON, "heads", path: path, section: "model_cfg.text_cfg.") ?? 8)
+    config.text.heads = try Self.integer(textJSON, "heads", path: path, section: "model_cfg.text_cfg.") ?? 8
     guard config.text.heads > 0, config.text.width % config.text.heads == 0 else {
       throw CLIPWeightError.badConfig(path: path, key: "model_cfg.text_cfg.heads",
                                       reason: "is \(config.text.heads), which does not divide the width \(config.text.width)")
@@ -405,9 +444,10 @@ public struct CLIPCheckpoint {
 
   // MARK: Tensors
 
-  /// Checks every tensor name and shape against `config`, then copies the weights into `model`.
-  public func load(into model: CLIPModel) throws {
-    let sources = CLIPWeightNames.sources(for: model.config, naming: naming)
+  /// Checks every tensor name and shape against `config` (before a model of that size is allocated: a model
+  /// whose every tensor the file holds is bounded by the file's size).
+  public func checkTensors(for config: CLIPConfig) throws {
+    let sources = CLIPWeightNames.sources(for: config, naming: naming)
     let expected = Set(sources.map(\.name))
     for source in sources {
       guard let info = file[source.name] else {
@@ -422,10 +462,20 @@ public struct CLIPCheckpoint {
     for info in file.tensors where !expected.contains(info.name) && !CLIPWeightNames.isIgnorable(info.name) {
       throw CLIPWeightError.unexpectedTensor(file: weightsPath, tensor: info.name, shape: info.shape)
     }
+  }
+
+  /// Checks the tensors (`checkTensors`), then copies the weights into `model`; NaN or ±Inf in any tensor is
+  /// reported with its name and first bad element.
+  public func load(into model: CLIPModel) throws {
+    try checkTensors(for: model.config)
+    let sources = CLIPWeightNames.sources(for: model.config, naming: naming)
     let largest = sources.map { $0.shape.reduce(1, *) }.max() ?? 0
     let staging = FloatBuffer(count: largest)
     for source in sources {
       try file.read(source.name, into: staging.pointer)
+      if let (index, value) = firstNonFinite(staging.readOnly, count: source.shape.reduce(1, *)) {
+        throw CLIPWeightError.nonFinite(file: weightsPath, tensor: source.name, index: index, value: value)
+      }
       CLIPWeightNames.store(staging.readOnly, as: source, into: model.parameters.pointer, table: model.table)
     }
   }
@@ -435,7 +485,9 @@ extension CLIPModel {
   /// Loads `--model PATH` (HF folder, open_clip folder or .safetensors; see the file header).
   public static func load(path: String, options: CLIPLoadOptions = CLIPLoadOptions()) throws -> CLIPModel {
     let checkpoint = try CLIPCheckpoint(path: path)
-    let model = CLIPModel(config: try checkpoint.config(options: options))
+    let config = try checkpoint.config(options: options)
+    try checkpoint.checkTensors(for: config)
+    let model = CLIPModel(config: config)
     try checkpoint.load(into: model)
     return model
   }

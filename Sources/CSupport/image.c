@@ -15,6 +15,36 @@ void rada_image_free(rada_image *image) {
   if (image && image->pixels) { free(image->pixels); image->pixels = NULL; }
 }
 
+size_t rada_image_max_pixels(void) {
+  const char *text = getenv("RADA_MAX_IMAGE_PIXELS");
+  if (text && *text) {
+    char *end = NULL;
+    unsigned long long value = strtoull(text, &end, 10);
+    if (end && *end == 0 && value > 0 && value <= (unsigned long long)SIZE_MAX / 16) return (size_t)value;
+  }
+  return (size_t)1 << 26;
+}
+
+// Checked right after the header, before any pixel memory is allocated: 1 (message in `error`) when
+// width x height exceeds rada_image_max_pixels(), or the sides are more than RADA_IMAGE_MAX_ASPECT:1 apart
+// (preprocessing scales the short side to the model's input: a 1 x 10^6 strip would become 224 x 2.24e8).
+static int too_many_pixels(size_t width, size_t height, char *error, size_t errorSize) {
+  size_t limit = rada_image_max_pixels();
+  size_t longer = width > height ? width : height, shorter = width > height ? height : width;
+  if (width == 0 || height == 0) return 0;
+  if (width > limit / height) {
+    snprintf(error, errorSize, "it declares %zux%zu pixels, more than the decoded-pixel limit of %zu "
+             "(raise it with RADA_MAX_IMAGE_PIXELS if the image is genuine)", width, height, limit);
+    return 1;
+  }
+  if (longer / RADA_IMAGE_MAX_ASPECT > shorter) {
+    snprintf(error, errorSize, "its sides %zux%zu are more than %d:1 apart; scaling its short side to the model's "
+             "input would take too much memory", width, height, RADA_IMAGE_MAX_ASPECT);
+    return 1;
+  }
+  return 0;
+}
+
 // ---------------------------------------------------------------- JPEG
 
 typedef struct {
@@ -76,6 +106,10 @@ int rada_decode_jpeg(const uint8_t *data, size_t size, rada_image *out, char *er
   jpeg_create_decompress(&info);
   jpeg_mem_src(&info, data, (unsigned long)size);
   jpeg_read_header(&info, TRUE);
+  if (too_many_pixels(info.image_width, info.image_height, error, errorSize)) {
+    jpeg_destroy_decompress(&info);
+    return RADA_IMAGE_TOO_LARGE;
+  }
   // libjpeg guesses the colour space from the component count and the JFIF / Adobe APP14 markers (Adobe
   // transform 2 = YCCK, otherwise 4 components = CMYK), as it does inside Pillow.
   int isCMYK = 0;
@@ -178,6 +212,11 @@ int rada_decode_png(const uint8_t *data, size_t size, rada_image *out, char *err
   }
   png_set_read_fn(png, source, png_read);
   png_read_info(png, info);
+  if (too_many_pixels(png_get_image_width(png, info), png_get_image_height(png, info), error, errorSize)) {
+    png_destroy_read_struct(&png, &info, NULL);
+    free(source);
+    return RADA_IMAGE_TOO_LARGE;
+  }
   int colorType = png_get_color_type(png, info);
   int depth = png_get_bit_depth(png, info);
   int isPalette = colorType == PNG_COLOR_TYPE_PALETTE;

@@ -5,6 +5,7 @@
 // from Dassl's split_fewshot/shot_K-seed_S.pkl when present (restricted reader), else from our .json beside it,
 // else drawn with our seeded RNG and saved as that .json.
 import Foundation
+import Tensor
 
 /// A split of a benchmark (`coop:ROOT:NAME:SPLIT`).
 public enum DataSplit: String, CaseIterable, Codable, Sendable {
@@ -146,20 +147,29 @@ public enum CoOp {
     }
 
     /// Reads a split file ({"key": [[path, label, classname], ...]}) with paths relative to the image folder.
-    func readSplitJSON(_ file: String, keys: [String]) throws -> [String: [Sample]] {
+    /// Labels must lie in 0..<classes when the class count is known, else below the number of entries (every
+    /// class has a training entry).
+    func readSplitJSON(_ file: String, keys: [String], classes: Int? = nil) throws -> [String: [Sample]] {
       let text = try DataPaths.readText(file)
       guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
         throw DataError.malformed(file: file, reason: "not a JSON object")
       }
       var splits: [String: [Sample]] = [:]
+      let labelLimit = classes ?? keys.reduce(0) { $0 + ((object[$1] as? [Any])?.count ?? 0) }
       for key in keys {
         guard let entries = object[key] as? [[Any]] else {
           throw DataError.malformed(file: file, reason: "\"\(key)\" is missing or not a list of [path, label, classname]")
         }
         splits[key] = try entries.enumerated().map { index, entry in
-          guard entry.count == 3, let path = entry[0] as? String, let label = (entry[1] as? NSNumber)?.intValue,
-                let className = entry[2] as? String else {
+          guard entry.count == 3, let path = entry[0] as? String, let className = entry[2] as? String else {
             throw DataError.malformed(file: file, reason: "\(key)[\(index)] is not [path, label, classname]")
+          }
+          guard let label = Checked.integer(json: entry[1]) else {
+            throw DataError.malformed(file: file, reason: "\(key)[\(index)]: label \(String(describing: entry[1]).prefix(40)) is "
+              + "not an integer")
+          }
+          guard label >= 0 && label < labelLimit else {
+            throw DataError.labelOutOfRange(file: file, entry: "\(key)[\(index)]", label: label, classes: labelLimit)
           }
           return Sample(path: try DataPaths.join(imageDir, path, listedIn: file), label: label, caption: className)
         }
@@ -304,7 +314,7 @@ public enum CoOp {
                 try fromDassl(val, file: pickleFile, classes: source.classNames.count), pickleFile)
       }
       if DataPaths.exists(jsonFile) {
-        let splits = try readSplitJSON(jsonFile, keys: ["train", "val"])
+        let splits = try readSplitJSON(jsonFile, keys: ["train", "val"], classes: source.classNames.count)
         try checkLabels(splits, file: jsonFile, classes: source.classNames.count)
         notes.append("read few-shot split \(jsonFile)")
         return (splits["train"]!.map(\.withoutCaption), splits["val"]!.map(\.withoutCaption), jsonFile)

@@ -3,6 +3,8 @@
 // a file uses (protocols 2-5) and builds plain values; it never calls anything. The only globals it accepts are
 // dassl.data.datasets.base_dataset.Datum (plus copyreg._reconstructor / builtins.object, the protocol 0-1 way to
 // rebuild an object); any other global, e.g. os.system, is refused with its name. Matches pickletools' opcode table.
+// Hostile nesting: tuples, lists and dicts nested deeper than `maximumDepth` are refused, and everything the
+// machine built is taken apart iteratively afterwards (`dismantle`), so releasing a deep chain never recurses.
 import Foundation
 
 /// One Dassl `Datum` as stored in the pickle (impath is the absolute path on the machine that wrote it).
@@ -20,12 +22,14 @@ public enum DasslPickle {
     "__builtin__.object",
   ]
 
+  /// Deepest nesting of containers accepted (a Dassl split nests 4 deep: dict, list, Datum, state dict).
+  static let maximumDepth = 100
+
   /// Reads {"train": [Datum], "val": [Datum]} (either key may be absent, e.g. Dassl's ImageNet stores only train).
   public static func readSplits(_ file: String) throws -> (train: [DasslDatum], val: [DasslDatum]) {
-    guard let data = FileManager.default.contents(atPath: file) else {
-      throw DataError.unreadable(path: file, reason: "file not found or not readable")
-    }
+    let data = try DataPaths.readBounded(file)
     var machine = Machine(bytes: [UInt8](data), file: file)
+    defer { machine.dismantle() }
     let root = try machine.run()
     guard case let .dict(dict) = root else {
       throw DataError.badPickle(file: file, offset: 0, reason: "the top object is not a dict")
@@ -57,8 +61,9 @@ public enum DasslPickle {
 
   // MARK: - The pickle machine
 
-  final class List { var items: [Value] = [] }
-  final class Dict { var pairs: [(Value, Value)] = [] }
+  /// Containers record their nesting depth (1 + their deepest item when it was added).
+  final class List { var items: [Value] = []; var depth = 1 }
+  final class Dict { var pairs: [(Value, Value)] = []; var depth = 1 }
   final class Instance {
     let className: String
     var state: Dict?
@@ -66,8 +71,21 @@ public enum DasslPickle {
   }
 
   indirect enum Value: Equatable {
-    case none, bool(Bool), int(Int), float(Double), string(String), tuple([Value])
+    case none, bool(Bool), int(Int), float(Double), string(String), tuple([Value], depth: Int)
     case list(List), dict(Dict), instance(Instance), global(String), mark
+
+    /// Nesting depth: 0 for scalars, as recorded for containers (tuples are immutable, so theirs is exact).
+    var depth: Int {
+      switch self {
+      case let .tuple(_, depth): return depth
+      case let .list(list): return list.depth
+      case let .dict(dict): return dict.depth
+      case let .instance(object): return 1 + (object.state?.depth ?? 0)
+      default: return 0
+      }
+    }
+
+    var isEmptyTuple: Bool { if case let .tuple(items, _) = self { return items.isEmpty } else { return false } }
 
     static func == (a: Value, b: Value) -> Bool {
       switch (a, b) {
@@ -77,7 +95,7 @@ public enum DasslPickle {
       case let (.float(x), .float(y)): return x == y
       case let (.string(x), .string(y)): return x == y
       case let (.global(x), .global(y)): return x == y
-      case let (.tuple(x), .tuple(y)): return x == y
+      case let (.tuple(x, _), .tuple(y, _)): return x == y
       case let (.list(x), .list(y)): return x === y
       case let (.dict(x), .dict(y)): return x === y
       case let (.instance(x), .instance(y)): return x === y
@@ -93,7 +111,42 @@ public enum DasslPickle {
     var stack: [Value] = []
     var memo: [Int: Value] = [:]
 
+    /// Results returned by STOP, kept so that `dismantle` can take them apart.
+    var results: [Value] = []
+
     init(bytes: [UInt8], file: String) { self.bytes = bytes; self.file = file }
+
+    /// Empties every container reachable from the stack, the memo and the results with an explicit work list,
+    /// so that no release recurses through a deep (or cyclic) chain.
+    mutating func dismantle() {
+      var work = stack + Array(memo.values) + results
+      stack = []; memo = [:]; results = []
+      while let value = work.popLast() {
+        switch value {
+        case let .tuple(items, _): work += items
+        case let .list(list): work += list.items; list.items = []
+        case let .dict(dict):
+          for (key, item) in dict.pairs { work.append(key); work.append(item) }
+          dict.pairs = []
+        case let .instance(object):
+          if let state = object.state { work.append(.dict(state)); object.state = nil }
+        default: break
+        }
+      }
+    }
+
+    /// A container `depth` deep, refused past `maximumDepth`.
+    func checkDepth(_ depth: Int) throws {
+      guard depth <= DasslPickle.maximumDepth else {
+        throw fail("containers nested more than \(DasslPickle.maximumDepth) deep")
+      }
+    }
+
+    func tuple(_ items: [Value]) throws -> Value {
+      let depth = 1 + (items.map(\.depth).max() ?? 0)
+      try checkDepth(depth)
+      return .tuple(items, depth: depth)
+    }
 
     func fail(_ reason: String) -> DataError { .badPickle(file: file, offset: position, reason: reason) }
 
@@ -146,12 +199,18 @@ public enum DasslPickle {
     mutating func setItems(_ items: [Value]) throws {
       guard items.count % 2 == 0, case let .dict(dict) = try pop() else { throw fail("SETITEMS needs a dict") }
       stack.append(.dict(dict))
-      for i in stride(from: 0, to: items.count, by: 2) { dict.pairs.append((items[i], items[i + 1])) }
+      for i in stride(from: 0, to: items.count, by: 2) {
+        dict.depth = max(dict.depth, 1 + max(items[i].depth, items[i + 1].depth))
+        try checkDepth(dict.depth)
+        dict.pairs.append((items[i], items[i + 1]))
+      }
     }
 
     mutating func appendItems(_ items: [Value]) throws {
       guard case let .list(list) = try pop() else { throw fail("APPEND(S) needs a list") }
       stack.append(.list(list))
+      list.depth = max(list.depth, 1 + (items.map(\.depth).max() ?? 0))
+      try checkDepth(list.depth)
       list.items += items
     }
 
@@ -172,14 +231,17 @@ public enum DasslPickle {
         switch opcode {
         case 0x80: _ = try take(1)                                        // PROTO
         case 0x95: _ = try take(8)                                        // FRAME (length; frames are inline)
-        case 0x2E: return try pop()                                       // STOP
+        case 0x2E:                                                        // STOP
+          let result = try pop()
+          results.append(result)
+          return result
         case 0x28: stack.append(.mark)                                    // MARK
         case 0x4E: stack.append(.none)                                    // NONE
         case 0x88: stack.append(.bool(true))                              // NEWTRUE
         case 0x89: stack.append(.bool(false))                             // NEWFALSE
         case 0x7D: stack.append(.dict(Dict()))                            // EMPTY_DICT
         case 0x5D: stack.append(.list(List()))                            // EMPTY_LIST
-        case 0x29: stack.append(.tuple([]))                               // EMPTY_TUPLE
+        case 0x29: stack.append(.tuple([], depth: 1))                     // EMPTY_TUPLE
         case 0x4B: stack.append(.int(try unsigned(1)))                    // BININT1
         case 0x4D: stack.append(.int(try unsigned(2)))                    // BININT2
         case 0x4A: stack.append(.int(Int(Int32(truncatingIfNeeded: try unsigned(4)))))  // BININT (signed)
@@ -197,14 +259,14 @@ public enum DasslPickle {
         case 0x8C: stack.append(.string(try utf8(try unsigned(1))))       // SHORT_BINUNICODE
         case 0x58: stack.append(.string(try utf8(try unsigned(4))))       // BINUNICODE
         case 0x8D: stack.append(.string(try utf8(try unsigned(8))))       // BINUNICODE8
-        case 0x74: stack.append(.tuple(try popToMark()))                  // TUPLE
-        case 0x85: stack.append(.tuple([try pop()]))                      // TUPLE1
+        case 0x74: stack.append(try tuple(try popToMark()))               // TUPLE
+        case 0x85: stack.append(try tuple([try pop()]))                   // TUPLE1
         case 0x86:                                                        // TUPLE2
           let b = try pop(), a = try pop()
-          stack.append(.tuple([a, b]))
+          stack.append(try tuple([a, b]))
         case 0x87:                                                        // TUPLE3
           let c = try pop(), b = try pop(), a = try pop()
-          stack.append(.tuple([a, b, c]))
+          stack.append(try tuple([a, b, c]))
         case 0x73:                                                        // SETITEM
           let value = try pop(), key = try pop()
           try setItems([key, value])
@@ -226,7 +288,7 @@ public enum DasslPickle {
           stack.append(try global(module: module, name: name))
         case 0x81:                                                        // NEWOBJ cls.__new__(cls, *args)
           let args = try pop(), cls = try pop()
-          guard cls == .global(DasslPickle.datumModule + ".Datum"), args == .tuple([]) else {
+          guard cls == .global(DasslPickle.datumModule + ".Datum"), args.isEmptyTuple else {
             throw DataError.unsafePickle(file: file, reason: "NEWOBJ of \(describe(cls)) is not allowed")
           }
           stack.append(.instance(Instance(className: "Datum")))
@@ -234,7 +296,7 @@ public enum DasslPickle {
           let args = try pop(), function = try pop()
           // Protocol 0-1 objects: copyreg._reconstructor(Datum, object, None). Nothing else is called.
           guard case let .global(name) = function, name.hasSuffix("._reconstructor"),
-                case let .tuple(parts) = args, parts.count == 3,
+                case let .tuple(parts, _) = args, parts.count == 3,
                 parts[0] == .global(DasslPickle.datumModule + ".Datum"), parts[1] == .global("builtins.object")
                   || parts[1] == .global("__builtin__.object"), parts[2] == .none else {
             throw DataError.unsafePickle(file: file, reason: "REDUCE of \(describe(function)) is not allowed")
@@ -242,7 +304,7 @@ public enum DasslPickle {
           stack.append(.instance(Instance(className: "Datum")))
         case 0x62:                                                        // BUILD obj.__dict__.update(state)
           var state = try pop()
-          if case let .tuple(parts) = state, parts.count == 2, parts[1] == .none { state = parts[0] }
+          if case let .tuple(parts, _) = state, parts.count == 2, parts[1] == .none { state = parts[0] }
           guard case let .dict(dict) = state, case let .instance(object) = try pop() else {
             throw fail("BUILD needs a Datum and a state dict")
           }

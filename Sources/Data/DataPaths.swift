@@ -1,6 +1,7 @@
 // File-system helpers shared by the dataset readers: joining a listed relative path onto a dataset root without
 // letting it escape (no absolute paths, no `..`), listing image files, and checking that listed images exist.
 import Foundation
+import Tensor
 
 enum DataPaths {
   static let imageExtensions: Set<String> = ["jpg", "jpeg", "png"]
@@ -73,10 +74,22 @@ enum DataPaths {
     if total > 0 { throw DataError.missingFiles(file: file, missing: missing, total: total) }
   }
 
+  /// The whole file as UTF-8 (BOM dropped), refusing files over `BoundedFile.listLimit` (1 GiB) and non-files.
   static func readText(_ path: String) throws -> String {
-    guard let data = FileManager.default.contents(atPath: path) else {
-      throw DataError.unreadable(path: path, reason: DataPaths.exists(path) ? "not readable" : "file not found")
+    try decodeText(readBounded(path), path: path)
+  }
+
+  /// The whole file, refusing files over `BoundedFile.listLimit` (1 GiB: any real list of samples) and devices.
+  static func readBounded(_ path: String) throws -> Data {
+    do { return try BoundedFile.read(path, limit: BoundedFile.listLimit, what: "a dataset list") } catch let error as InputLimitError {
+      switch error {
+      case let .unreadable(_, reason): throw DataError.unreadable(path: path, reason: reason)
+      case .tooLarge: throw DataError.malformed(file: path, reason: error.description)
+      }
     }
+  }
+
+  static func decodeText(_ data: Data, path: String) throws -> String {
     guard let text = String(data: data, encoding: .utf8) else {
       throw DataError.malformed(file: path, reason: "not UTF-8 text")
     }

@@ -11,8 +11,11 @@ public enum Manifest {
     guard let header = rows.first else { throw DataError.malformed(file: file, reason: "the file is empty") }
     let columns = header.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
     guard columns.count == 2, columns[0] == "path", ["label", "classname", "caption"].contains(columns[1]) else {
-      throw DataError.malformed(file: file, reason: "header is '\(header.joined(separator: ","))'; expected"
-        + " path,label or path,classname or path,caption")
+      // Echo the header only when it looks like one: the file may be anything passed by mistake.
+      let text = header.joined(separator: ",")
+      let looksLikeHeader = text.count <= 40 && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "_ ,".contains($0)) }
+      throw DataError.malformed(file: file, reason: (looksLikeHeader ? "header is '\(text)'" : "the first line is not a CSV header")
+        + "; expected path,label or path,classname or path,caption")
     }
     let folder = (file as NSString).deletingLastPathComponent
     let root = folder.isEmpty ? "." : folder
@@ -39,7 +42,7 @@ public enum Manifest {
       var labels: [Int] = []
       for entry in entries {
         guard let label = Int(entry.value.trimmingCharacters(in: .whitespaces)) else {
-          throw DataError.malformed(file: file, reason: "row \(entry.line): label '\(entry.value)' is not an integer")
+          throw DataError.malformed(file: file, reason: "row \(entry.line): label '\(entry.value.prefix(40))' is not an integer")
         }
         labels.append(label)
       }
@@ -48,7 +51,11 @@ public enum Manifest {
         classNames = try DataPaths.readText(namesFile).split(whereSeparator: \.isNewline)
           .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
       } else {
-        classNames = (0...max(0, labels.max()!)).map(String.init)
+        // Every class needs a sample, so a label past the row count is wrong (and 0...10^18 is no class list).
+        if let (entry, label) = zip(entries, labels).first(where: { $1 < 0 || $1 >= entries.count }) {
+          throw DataError.labelOutOfRange(file: file, entry: "row \(entry.line)", label: label, classes: entries.count)
+        }
+        classNames = (0...max(0, labels.max() ?? 0)).map(String.init)
       }
       for (entry, label) in zip(entries, labels) where label < 0 || label >= classNames.count {
         throw DataError.labelOutOfRange(file: file, entry: "row \(entry.line)", label: label, classes: classNames.count)

@@ -3,6 +3,7 @@
 // Metric lines become series keyed by name with the step as x; a null (non-finite) value is kept as a gap, and
 // a step logged twice (a resumed run repeats the steps after its checkpoint) keeps its last value.
 import Foundation
+import Tensor
 import Training
 
 public enum ReportError: Error, CustomStringConvertible, Equatable {
@@ -117,7 +118,8 @@ public struct ReportRun {
     }
     var run = ReportRun(name: name ?? dir.standardizedFileURL.lastPathComponent, path: path, lines: [],
                         skippedLines: 0, configText: nil, world: nil, complete: nil, results: nil)
-    if let text = try? String(contentsOfFile: metricsPath, encoding: .utf8) {
+    if let data = try? BoundedFile.read(metricsPath, limit: BoundedFile.listLimit, what: "a metrics log"),
+       let text = String(data: data, encoding: .utf8) {
       for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
         guard let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] else {
           run.skippedLines += 1; continue
@@ -146,7 +148,11 @@ public struct ReportRun {
 
   /// nil when the file does not exist; an error naming it when it is not JSON.
   static func readJSON(_ path: String) throws -> Any? {
-    guard let data = FileManager.default.contents(atPath: path) else { return nil }
+    guard FileManager.default.fileExists(atPath: path) else { return nil }
+    let data: Data
+    do { data = try BoundedFile.read(path, limit: BoundedFile.listLimit, what: "a run file") } catch {
+      throw ReportError.badJSON(file: path, line: nil, reason: "\(error)")
+    }
     do { return try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) } catch {
       throw ReportError.badJSON(file: path, line: nil, reason: "\(error.localizedDescription)")
     }

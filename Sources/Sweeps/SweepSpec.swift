@@ -76,21 +76,52 @@ public struct SweepSpec: Equatable {
   /// The keys that vary across configurations (grid first, then random), in order.
   public var sweptKeys: [String] { grid.map(\.key) + random.map(\.key) }
 
+  /// Most configurations a spec may expand to (grid product x random count): beyond it the expansion alone
+  /// would take minutes and gigabytes; split the sweep instead.
+  public static let maximumConfigurations = 100_000
+
   public static func load(path: String) throws -> SweepSpec {
-    guard let data = FileManager.default.contents(atPath: path) else {
-      throw SweepError.unreadable(path: path, reason: "no such file")
+    let data: Data
+    do { data = try BoundedFile.read(path, limit: BoundedFile.configLimit, what: "a sweep spec") } catch let error as InputLimitError {
+      if case .unreadable = error, !FileManager.default.fileExists(atPath: path) {
+        throw SweepError.unreadable(path: path, reason: "no such file")
+      }
+      throw SweepError.unreadable(path: path, reason: "\(error)")
     }
-    let base = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
-    return try parse(yaml: String(decoding: data, as: UTF8.self), name: base)
+    // The default name is the file's base name, made safe for run names, tables and the Slurm script.
+    let base = String(URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent.map { isNameCharacter($0) ? $0 : "_" })
+    return try parse(yaml: String(decoding: data, as: UTF8.self), name: String(base.prefix(64)))
+  }
+
+  /// Characters a sweep name may hold: it is written into file names and the `--emit-slurm` script.
+  static func isNameCharacter(_ c: Character) -> Bool { c.isASCII && (c.isLetter || c.isNumber || "._-".contains(c)) }
+
+  /// The first option among `arguments` that would move a run (--run-dir, --resume, --threads, --set run.dir=...),
+  /// in any spelling ArgumentParser accepts ("--run-dir X", "--run-dir=X", "--set run.dir=X", "--set=run.dir=X").
+  static func reservedOption(in arguments: [String]) -> String? {
+    func isRunDirSet(_ assignment: Substring) -> Bool {
+      assignment.split(separator: "=", maxSplits: 1).first.map { $0.trimmingCharacters(in: .whitespaces) == "run.dir" } ?? false
+    }
+    for (i, argument) in arguments.enumerated() {
+      let name = argument.split(separator: "=", maxSplits: 1).first.map(String.init) ?? argument
+      if ["--run-dir", "--resume", "--threads"].contains(name) { return argument }
+      if argument == "--set", i + 1 < arguments.count, isRunDirSet(Substring(arguments[i + 1])) { return "--set " + arguments[i + 1] }
+      if argument.hasPrefix("--set="), isRunDirSet(argument.dropFirst(6)) { return argument }
+    }
+    return nil
   }
 
   public static func parse(yaml text: String, name: String = "sweep") throws -> SweepSpec {
     let root: Node?
-    do { root = try Yams.compose(yaml: text) } catch {
-      throw SweepError.badSpec(key: "(file)", reason: "not valid YAML: \(error)")
+    do { try checkYAMLDepth(text); root = try Yams.compose(yaml: text) } catch {
+      throw SweepError.badSpec(key: "(file)", reason: yamlErrorSummary(error))
     }
     guard let mapping = root?.mapping else {
       throw SweepError.badSpec(key: "(file)", reason: "the top level must be a mapping with args, grid and/or random")
+    }
+    if let root, !yamlNodeCountIsWithin(root, limit: TrainConfig.maximumYAMLNodes) {
+      throw SweepError.badSpec(key: "(file)", reason: "it expands to more than \(TrainConfig.maximumYAMLNodes) values "
+                                 + "(YAML aliases repeating each other?); write the spec out without aliases")
     }
     var spec = SweepSpec()
     spec.name = name
@@ -107,7 +138,11 @@ public struct SweepSpec: Equatable {
       case "mode":
         spec.mode = try scalar(value, key: key)
         guard ["max", "min"].contains(spec.mode) else { throw SweepError.badSpec(key: key, reason: "use max or min (got '\(spec.mode)')") }
-      case "name": spec.name = try scalar(value, key: key)
+      case "name":
+        spec.name = try scalar(value, key: key)
+        guard !spec.name.isEmpty, spec.name.count <= 64, spec.name.allSatisfy(isNameCharacter) else {
+          throw SweepError.badSpec(key: key, reason: "use at most 64 letters, digits, '.', '_' or '-' (it names files and the Slurm job)")
+        }
       default:
         throw SweepError.badSpec(key: key, reason: "unknown key; valid keys are \(known.joined(separator: ", "))")
       }
@@ -120,8 +155,26 @@ public struct SweepSpec: Equatable {
     for reserved in ["run-dir", "resume", "run.dir", "threads"] where spec.sweptKeys.contains(reserved) {
       throw SweepError.badSpec(key: reserved, reason: "is set by the sweep for each run and cannot be swept")
     }
-    for arg in spec.args where ["--run-dir", "--resume", "--threads"].contains(arg) {
-      throw SweepError.badSpec(key: "args", reason: "\(arg) is set by the sweep for each run; remove it from args (use threads: for threads)")
+    if let arg = reservedOption(in: spec.args) {
+      throw SweepError.badSpec(key: "args", reason: "\(arg) is set by the sweep for each run (runs stay under --out); remove it from args (use threads: for threads)")
+    }
+    for (key, values) in spec.grid {
+      for value in values { if let arg = reservedOption(in: value.arguments) {
+        throw SweepError.badSpec(key: "grid.\(key)", reason: "\(arg) is set by the sweep for each run (runs stay under --out)")
+      } }
+    }
+    for case let (key, .choice(options)) in spec.random {
+      for option in options { if let arg = reservedOption(in: arguments(key: key, value: option)) {
+        throw SweepError.badSpec(key: "random.\(key)", reason: "\(arg) is set by the sweep for each run (runs stay under --out)")
+      } }
+    }
+    var count = 1
+    for (_, values) in spec.grid { count = Checked.multiply(count, values.count) ?? Int.max }
+    if spec.randomCount > 0 { count = Checked.multiply(count, spec.randomCount) ?? Int.max }
+    guard count <= maximumConfigurations else {
+      throw SweepError.badSpec(key: spec.randomCount > 0 ? "random.count" : "grid",
+                               reason: "the spec expands to \(count == Int.max ? "more than \(Int.max)" : String(count)) configurations, "
+                                 + "more than the \(maximumConfigurations) a sweep runs; split it into several sweeps")
     }
     return spec
   }
@@ -135,7 +188,9 @@ public struct SweepSpec: Equatable {
 
   private static func positiveInt(_ node: Node, key: String) throws -> Int {
     let s = try scalar(node, key: key)
-    guard let v = Int(s), v >= 1 else { throw SweepError.badSpec(key: key, reason: "expected a whole number >= 1, got '\(s)'") }
+    guard let v = Int(s), v >= 1, v <= maximumConfigurations else {
+      throw SweepError.badSpec(key: key, reason: "expected a whole number >= 1 (at most \(maximumConfigurations)), got '\(s.prefix(40))'")
+    }
     return v
   }
 

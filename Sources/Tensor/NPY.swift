@@ -68,21 +68,29 @@ public struct NPYArray {
     }
   }
 
-  /// Values as Int (converted from any supported dtype; floats are truncated).
+  /// Values as Int (converted from any supported dtype; floats are truncated, non-finite ones become Int.min).
   public func ints() -> [Int] {
     data.withUnsafeBytes { raw in
       switch dtype {
       case .int32: return raw.bindMemory(to: Int32.self).map { Int($0) }
       case .int64: return raw.bindMemory(to: Int64.self).map { Int($0) }
       case .uint8: return raw.bindMemory(to: UInt8.self).map { Int($0) }
-      default: return floats().map { Int($0) }
+      // NaN, ±Inf and values outside Int become Int.min, which no id or label range accepts.
+      default: return floats().map { Checked.integer(Double($0).rounded(.towardZero)) ?? Int.min }
       }
     }
   }
 
+  /// Largest .npy file read (1 TiB: any real array; refuses only devices and absurd files).
+  public static let maximumFileBytes = 1 << 40
+  /// Largest header accepted (numpy writes tens of bytes; format 2 allows 4 GB).
+  public static let maximumHeaderBytes = 1 << 20
+
   public static func read(path: String) throws -> NPYArray {
-    guard let file = FileManager.default.contents(atPath: path) else {
-      throw NPYError.unreadable(path: path, reason: FileManager.default.fileExists(atPath: path) ? "permission denied" : "no such file")
+    let file: Data
+    do { file = try BoundedFile.read(path, limit: maximumFileBytes, what: "an .npy array") } catch let error as InputLimitError {
+      if case let .unreadable(_, reason) = error { throw NPYError.unreadable(path: path, reason: reason) }
+      throw NPYError.badHeader(path: path, reason: error.description)
     }
     return try parse(file, path: path)
   }
@@ -102,6 +110,9 @@ public struct NPYArray {
     } else {
       throw NPYError.badHeader(path: path, reason: "format version \(major)")
     }
+    guard headerLength <= maximumHeaderBytes else {
+      throw NPYError.badHeader(path: path, reason: "header length \(headerLength) exceeds the \(maximumHeaderBytes)-byte limit")
+    }
     guard file.count >= headerStart + headerLength else { throw NPYError.badHeader(path: path, reason: "truncated header") }
     let start = file.startIndex
     let header = String(decoding: file[(start + headerStart)..<(start + headerStart + headerLength)], as: UTF8.self)
@@ -117,16 +128,27 @@ public struct NPYArray {
     guard let open = header.firstIndex(of: "("), let close = header[open...].firstIndex(of: ")") else {
       throw NPYError.badHeader(path: path, reason: "no shape")
     }
-    let shape = header[header.index(after: open)..<close].split(separator: ",")
-      .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.compactMap { Int($0) }
-    let elementSize = dtype == .uint8 ? 1 : (dtype == .float32 || dtype == .int32 ? 4 : 8)
-    let count = shape.reduce(1, *)
-    let bodyStart = start + headerStart + headerLength
-    guard file.count - headerStart - headerLength >= count * elementSize else {
-      throw NPYError.badHeader(path: path, reason: "data truncated: shape \(shape) needs \(count * elementSize) bytes, "
-                                 + "file has \(file.count - headerStart - headerLength)")
+    let dimensions = header[header.index(after: open)..<close].split(separator: ",")
+      .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    let shape = try dimensions.map { text -> Int in
+      // Python ints only (numpy writes "3" or "3L"); a dimension is never negative, fractional or a name.
+      let digits = text.hasSuffix("L") ? String(text.dropLast()) : text
+      guard digits.count <= 19, let size = Int(digits), size >= 0 else {
+        throw NPYError.badHeader(path: path, reason: "shape dimension '\(text.prefix(40))' is not a non-negative integer")
+      }
+      return size
     }
-    return NPYArray(shape: shape, dtype: dtype, data: Data(file[bodyStart..<(bodyStart + count * elementSize)]))
+    let elementSize = dtype == .uint8 ? 1 : (dtype == .float32 || dtype == .int32 ? 4 : 8)
+    let available = file.count - headerStart - headerLength
+    guard let count = Checked.product(shape), let byteCount = Checked.multiply(count, elementSize) else {
+      throw NPYError.badHeader(path: path, reason: "shape \(shape) has more elements than any file can hold")
+    }
+    let bodyStart = start + headerStart + headerLength
+    guard available >= byteCount else {
+      throw NPYError.badHeader(path: path, reason: "data truncated: shape \(shape) needs \(byteCount) bytes, "
+                                 + "file has \(available)")
+    }
+    return NPYArray(shape: shape, dtype: dtype, data: Data(file[bodyStart..<(bodyStart + byteCount)]))
   }
 
   private static func field(_ header: String, _ key: String) -> String? {

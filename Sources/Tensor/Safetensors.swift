@@ -17,6 +17,8 @@ public enum SafetensorsError: Error, CustomStringConvertible {
   case unsupportedDType(path: String, tensor: String, dtype: String)
   case missingTensor(path: String, tensor: String)
   case unwritable(path: String, reason: String)
+  case wrongSize(path: String, tensor: String, count: Int, expected: Int)
+  case nonFinite(path: String, tensor: String, index: Int, value: Float)
 
   public var description: String {
     switch self {
@@ -35,6 +37,12 @@ public enum SafetensorsError: Error, CustomStringConvertible {
       return "\(path) has no tensor '\(tensor)'. List its tensors with safetensors.safe_open(path, 'pt').keys()."
     case let .unwritable(path, reason):
       return "cannot write \(path): \(reason). Check free disk space and that the directory exists."
+    case let .wrongSize(path, tensor, count, expected):
+      return "tensor '\(tensor)' in \(path) has \(count) elements where \(expected) are expected. The file belongs to "
+        + "another model or run; pass the matching one."
+    case let .nonFinite(path, tensor, index, value):
+      return "tensor '\(tensor)' in \(path) holds \(value) at element \(index). The file is damaged or was saved from a "
+        + "diverged run; use an earlier checkpoint."
     }
   }
 }
@@ -196,13 +204,22 @@ public struct SafetensorsFile {
         throw SafetensorsError.offsetsOutOfRange(
           path: path, tensor: name, reason: "end \(end) beyond the \(dataLength) data bytes in the file")
       }
+      guard let count = Checked.product(shape) else {
+        throw SafetensorsError.badHeader(path: path, reason: "tensor '\(name)' has shape \(shapeString(shape)), whose "
+                                           + "element count overflows")
+      }
       if let known = DType(rawValue: dtype) {
-        let expected = shape.reduce(1, *) * known.byteSize
+        let expected = Checked.multiply(count, known.byteSize)
         guard end - begin == expected else {
+          let needs = expected.map(String.init) ?? "more than any file holds"
           throw SafetensorsError.offsetsOutOfRange(
             path: path, tensor: name,
-            reason: "\(end - begin) bytes for shape \(shapeString(shape)) of \(dtype), which needs \(expected)")
+            reason: "\(end - begin) bytes for shape \(shapeString(shape)) of \(dtype), which needs \(needs)")
         }
+      } else if count > end - begin {
+        // Unknown dtypes fail when read; their element count must still fit the bytes (every dtype is >= 1 byte).
+        throw SafetensorsError.offsetsOutOfRange(
+          path: path, tensor: name, reason: "\(end - begin) bytes cannot hold the \(count) elements of \(shapeString(shape))")
       }
       infos.append(TensorInfo(name: name, dtype: dtype, shape: shape, begin: begin, end: end))
     }
@@ -214,11 +231,7 @@ public struct SafetensorsFile {
     indexByName = index
   }
 
-  private static func integer(_ value: Any) -> Int? {
-    if let i = value as? Int { return i }
-    if let n = value as? NSNumber, n.doubleValue == n.doubleValue.rounded() { return n.intValue }
-    return nil
-  }
+  private static func integer(_ value: Any) -> Int? { Checked.integer(json: value) }
 
   public var names: [String] { tensors.map(\.name) }
 
@@ -245,6 +258,19 @@ public struct SafetensorsFile {
       }
     default:
       throw SafetensorsError.unsupportedDType(path: path, tensor: name, dtype: info.dtype)
+    }
+  }
+
+  /// `read(_:into:)` for a destination of exactly `count` floats (a parameter slot): a tensor of another size
+  /// is refused before anything is written, and NaN or ±Inf in it is reported with its first bad element.
+  public func read(_ name: String, into destination: MutableFloats, count: Int) throws {
+    guard let info = self[name] else { throw SafetensorsError.missingTensor(path: path, tensor: name) }
+    guard info.count == count else {
+      throw SafetensorsError.wrongSize(path: path, tensor: name, count: info.count, expected: count)
+    }
+    try read(name, into: destination)
+    if let (index, value) = firstNonFinite(Floats(destination), count: count) {
+      throw SafetensorsError.nonFinite(path: path, tensor: name, index: index, value: value)
     }
   }
 

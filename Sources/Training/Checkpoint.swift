@@ -146,6 +146,7 @@ public struct Checkpointer {
     do { state = try JSONDecoder().decode(CheckpointState.self, from: data) } catch {
       throw CheckpointError.damaged(path: path, reason: "state.json unreadable: \(error)")
     }
+    if let problem = state.problem { throw CheckpointError.damaged(path: path, reason: "state.json: \(problem)") }
     for (name, expected) in state.checksums {
       guard let bytes = FileManager.default.contents(atPath: path + "/" + name) else {
         throw CheckpointError.damaged(path: path, reason: "\(name) missing")

@@ -204,7 +204,7 @@ public enum SessionParts {
       guard info.shape == entry.shape else {
         throw SessionError.featureWidth(model: entry.shape[0], head: info.shape.first ?? 0, path: path)
       }
-      try file.read(entry.name, into: head.parameters.pointer + entry.offset)
+      try file.read(entry.name, into: head.parameters.pointer + entry.offset, count: entry.count)
     }
   }
 }

@@ -37,11 +37,12 @@ public struct TTTOptions: Equatable, Sendable {
   public var keptViews: Int { Swift.max(1, Swift.min(views, Int((keepFraction * Double(views) + 1e-9).rounded(.down)))) }
 
   public func validate() throws {
-    guard views >= 1 else { throw TTTError.badOption("--views must be at least 1 (got \(views))") }
+    guard views >= 1 && views <= 4096 else { throw TTTError.badOption("--views must be in 1...4096 (got \(views))") }
     guard keepFraction > 0, keepFraction <= 1 else {
       throw TTTError.badOption("--keep must be in (0, 1] (got \(keepFraction))")
     }
     guard steps >= 0 else { throw TTTError.badOption("--steps must be >= 0 (got \(steps))") }
+    guard seed >= 0 else { throw TTTError.badOption("--seed must be >= 0 (got \(seed))") }
     guard lr >= 0, lr.isFinite, weightDecay >= 0 else {
       throw TTTError.badOption("--lr and the weight decay must be finite and >= 0 (got \(lr), \(weightDecay))")
     }

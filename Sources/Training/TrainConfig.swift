@@ -4,6 +4,7 @@
 // base-to-new config (Adam, lr 3.5e-3, weight decay 5e-4, cosine with one constant warm-up epoch at 1e-5,
 // batch 4, 5 epochs, temperature 1, alpha 0 (its command-line default)).
 import Foundation
+import Tensor
 import Yams
 
 public struct TrainConfig: Codable, Equatable {
@@ -159,23 +160,49 @@ extension TrainConfig {
     return keys
   }
 
+  /// Largest number of YAML values a config may expand to (its aliases resolved): a real config has ~60; an
+  /// alias bomb (each level listing the previous one 9 times) has billions.
+  public static let maximumYAMLNodes = 100_000
+
   /// Loads a YAML file on top of `self`; unknown keys are errors.
   public mutating func merge(yaml text: String, source: String) throws {
-    guard let loaded = try Yams.load(yaml: text) else { return }
+    guard let loaded = try Self.parseYAML(text, source: source) else { return }
     guard let tree = loaded as? [String: Any] else {
       throw ConfigError.unreadable(path: source, reason: "the top level must be a mapping of sections")
     }
     for (key, value) in flatten(tree, prefix: "") { try set(key, yamlValue: value) }
   }
 
+  /// YAML text as Foundation values, refusing (before Yams recurses into it) nesting deeper than
+  /// `YAMLSafety.maximumDepth`, aliases that expand beyond `maximumYAMLNodes`, and non-scalar mapping keys.
+  static func parseYAML(_ text: String, source: String) throws -> Any? {
+    do { try checkYAMLDepth(text) } catch { throw ConfigError.unreadable(path: source, reason: yamlErrorSummary(error)) }
+    try checkExpandedSize(yaml: text, source: source)
+    do { return try loadYAML(text) } catch let error as YAMLKeyError {
+      throw ConfigError.unreadable(path: source, reason: yamlErrorSummary(error))
+    }
+  }
+
+  /// Refuses YAML whose aliases expand to more than `maximumYAMLNodes` values, counting with a budget (an
+  /// explicit stack, stopped at the limit) before anything is expanded.
+  static func checkExpandedSize(yaml text: String, source: String) throws {
+    guard text.contains("*") else { return }  // no alias: the expanded size is the text's own
+    guard let root = try Yams.compose(yaml: text) else { return }
+    guard yamlNodeCountIsWithin(root, limit: maximumYAMLNodes) else {
+      throw ConfigError.unreadable(path: source, reason: "it expands to more than \(maximumYAMLNodes) values "
+                                     + "(YAML aliases repeating each other?); write the config out without aliases")
+    }
+  }
+
   public mutating func merge(file path: String) throws {
-    guard let data = FileManager.default.contents(atPath: path) else {
-      throw ConfigError.unreadable(path: path, reason: "no such file")
+    let data: Data
+    do { data = try BoundedFile.read(path, limit: BoundedFile.configLimit, what: "a config") } catch {
+      throw ConfigError.unreadable(path: path, reason: "\(error)")
     }
     do { try merge(yaml: String(decoding: data, as: UTF8.self), source: path) } catch let error as ConfigError {
       throw error
     } catch {
-      throw ConfigError.unreadable(path: path, reason: "\(error)")
+      throw ConfigError.unreadable(path: path, reason: yamlErrorSummary(error))
     }
   }
 
@@ -186,7 +213,7 @@ extension TrainConfig {
     }
     let key = String(override[..<eq]).trimmingCharacters(in: .whitespaces)
     let text = String(override[override.index(after: eq)...])
-    let value = (try? Yams.load(yaml: text)) ?? text
+    let value = (try? Self.parseYAML(text, source: "--set \(key)")) ?? text
     try set(key, yamlValue: value ?? NSNull())
   }
 
@@ -267,6 +294,44 @@ extension TrainConfig {
     guard !model.path.isEmpty else { throw bad("model.path", "", "give --model PATH (HF folder, open_clip folder or .safetensors)") }
     guard !data.train.isEmpty else { throw bad("data.train", "", "give --train DATA, e.g. imagefolder:PATH") }
     guard optim.lr >= 0, optim.lr.isFinite else { throw bad("optim.lr", optim.lr, "the learning rate must be a finite number >= 0") }
+    // Every other number: finite, and in the range where the optimiser, schedule and loss mean something.
+    let numbers: [(String, Double, ClosedRange<Double>)] = [
+      ("optim.eps", optim.eps, 1e-30...1), ("optim.beta1", optim.beta1, 0...0.999_999_999),
+      ("optim.beta2", optim.beta2, 0...0.999_999_999), ("optim.clipGradNorm", optim.clipGradNorm, 0...1e30),
+      ("optim.weightDecay", optim.weightDecay, 0...1e30), ("schedule.warmupLR", schedule.warmupLR, 0...1e30),
+      ("rada.alpha", rada.alpha, 0...1e30), ("rada.temperature", rada.temperature, 1e-30...1e30),
+      ("fft.contrastiveWeight", fft.contrastiveWeight, 0...1e30), ("fft.bucketMB", fft.bucketMB, 1e-6...1024),
+      ("run.collectiveTimeout", run.collectiveTimeout, 0...1e9)]
+    for (key, value, range) in numbers
+    where !(value.isFinite && range.contains(value)) {
+      throw bad(key, value, "must be a finite number in \(range.lowerBound)...\(range.upperBound)")
+    }
+    if let scale = model.logitScale, !(scale.isFinite && scale > 0 && scale <= 1e6) {
+      throw bad("model.logitScale", scale, "the head's logit scale must be in (0, 1e6] (CLIP's is 100)")
+    }
+    // Counts: bounded so that products of them (epochs x steps per epoch, ranks x accumulation) cannot overflow.
+    let big = 1 << 40, int32 = Int(Int32.max)
+    var counts: [(String, Int, ClosedRange<Int>)] = []
+    counts.append(("run.seed", run.seed, 0...int32))
+    counts.append(("data.splitSeed", data.splitSeed, 0...int32))
+    counts.append(("run.batchSize", run.batchSize, 1...(1 << 24)))
+    counts.append(("run.accumulation", run.accumulation, 1...(1 << 16)))
+    counts.append(("run.steps", run.steps ?? 0, 0...big))
+    counts.append(("run.epochs", run.epochs ?? 0, 0...(1 << 20)))
+    counts.append(("run.evalEvery", run.evalEvery, 0...big))
+    counts.append(("run.checkpointEvery", run.checkpointEvery, 0...big))
+    counts.append(("run.logEvery", run.logEvery, 0...big))
+    counts.append(("run.checksumEvery", run.checksumEvery, 0...big))
+    counts.append(("run.keepCheckpoints", run.keepCheckpoints, 1...(1 << 20)))
+    counts.append(("schedule.warmupSteps", schedule.warmupSteps, 0...big))
+    counts.append(("schedule.warmupEpochs", schedule.warmupEpochs, 0...(1 << 20)))
+    counts.append(("data.shots", data.shots ?? 1, 1...(1 << 24)))
+    counts.append(("data.loaderThreads", data.loaderThreads, 1...1024))
+    counts.append(("data.prefetchBatches", data.prefetchBatches, 1...1024))
+    for (key, value, range) in counts
+    where !range.contains(value) {
+      throw bad(key, value, "must be a whole number in \(range.lowerBound)...\(range.upperBound)")
+    }
     guard ["sgd", "adam", "adamw"].contains(optim.name) else { throw bad("optim.name", optim.name, "use sgd, adam or adamw") }
     guard optim.weightDecay >= 0 else { throw bad("optim.weightDecay", optim.weightDecay, "must be >= 0") }
     guard optim.momentum >= 0 && optim.momentum < 1 else { throw bad("optim.momentum", optim.momentum, "must be in [0, 1)") }
@@ -287,9 +352,9 @@ extension TrainConfig {
     if let shots = data.shots, shots < 1 { throw bad("data.shots", shots, "must be >= 1") }
     guard run.batchSize >= 1 else { throw bad("run.batchSize", run.batchSize, "must be >= 1") }
     guard run.accumulation >= 1 else { throw bad("run.accumulation", run.accumulation, "must be >= 1") }
-    guard run.batchSize % (ranks * run.accumulation) == 0 else {
+    guard let perStep = Checked.multiply(ranks, run.accumulation), run.batchSize % perStep == 0 else {
       throw bad("run.batchSize", run.batchSize, "the global batch must divide over \(ranks) rank(s) x \(run.accumulation) "
-                + "accumulation step(s); use a multiple of \(ranks * run.accumulation)")
+                + "accumulation step(s); use a multiple of \(Checked.multiply(ranks, run.accumulation).map(String.init) ?? "their product")")
     }
     if let steps = run.steps, steps < 0 { throw bad("run.steps", steps, "must be >= 0") }
     if let epochs = run.epochs, epochs < 0 { throw bad("run.epochs", epochs, "must be >= 0") }

@@ -18,6 +18,10 @@ struct CreateModel: ParsableCommand {
   @Option(help: "Seed.") var seed = 1
   @Option(help: "gelu or quick_gelu.") var activation = "quick_gelu"
 
+  func validate() throws {
+    guard seed >= 0 else { throw ValidationError("--seed must be >= 0 (got \(seed)).") }
+  }
+
   func run() throws {
     guard let act = CLIPActivation(rawValue: activation) else {
       throw ValidationError("--activation must be gelu or quick_gelu (got \(activation)).")

@@ -26,8 +26,9 @@ enum EvalCommandError: Error, CustomStringConvertible {
 
 /// Class names from a file, one per line (blank lines and surrounding spaces ignored).
 func readClassNames(file path: String) throws -> [String] {
-  guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-    throw EvalCommandError.badClassFile(path: path, reason: "cannot be read as UTF-8 text")
+  guard let data = try? BoundedFile.read(path, limit: BoundedFile.configLimit, what: "a class list"),
+        let text = String(data: data, encoding: .utf8) else {
+    throw EvalCommandError.badClassFile(path: path, reason: "cannot be read as UTF-8 text of at most 16 MiB")
   }
   let names = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
   guard !names.isEmpty else { throw EvalCommandError.badClassFile(path: path, reason: "holds no class names") }

@@ -12,8 +12,12 @@ struct HeadScoringOptions: ParsableArguments {
 
   func validate() throws {
     guard ["all", "base", "new"].contains(subsample) else { throw ValidationError("--subsample must be base, new or all.") }
-    if let logitScale, !(logitScale > 0) { throw ValidationError("--logit-scale must be positive (got \(logitScale)).") }
-    if let temperature, !(temperature > 0) { throw ValidationError("--temperature must be positive (got \(temperature)).") }
+    if let logitScale, !(logitScale > 0 && logitScale <= 1e6) {
+      throw ValidationError("--logit-scale must be in (0, 1e6] (got \(logitScale)); CLIP's is 100.")
+    }
+    if let temperature, !(temperature > 0 && temperature.isFinite) {
+      throw ValidationError("--temperature must be a positive number (got \(temperature)).")
+    }
   }
 
   /// Writes these options into the config the sessions read.

@@ -15,7 +15,13 @@ struct Preprocess: ParsableCommand {
   @Argument(help: "JPEG or PNG files (format from the file's bytes, not its extension).") var images: [String]
 
   func validate() throws {
-    if size < 1 { throw ValidationError("--size must be at least 1 (got \(size)); CLIP ViT-B models use 224.") }
+    if size < 1 || size > CLIPConfig.Limits.imageSize {
+      throw ValidationError("--size must be in 1...\(CLIPConfig.Limits.imageSize) (got \(size)); CLIP ViT-B models use 224.")
+    }
+    // The output holds every image: (n, 3, S, S) floats, at most 2^32 (16 GiB).
+    if images.count > (1 << 32) / (3 * size * size) {
+      throw ValidationError("\(images.count) images of \(size)x\(size) need more than 16 GiB of output; preprocess them in parts.")
+    }
     if images.isEmpty { throw ValidationError("Give at least one IMAGE, e.g. rada preprocess --out x.npy cat.jpg") }
   }
 

@@ -67,7 +67,7 @@ struct Sweep: ParsableCommand {
       options.retryFailed = retryFailed
       options.oversubscribe = oversubscribe
       if let emitSlurm {
-        let script = SlurmArrayScript.make(spec: spec, options: options, concurrency: slurmConcurrency)
+        let script = try SlurmArrayScript.make(spec: spec, options: options, concurrency: slurmConcurrency)
         do { try script.write(toFile: emitSlurm, atomically: true, encoding: .utf8) } catch {
           throw ValidationError("cannot write \(emitSlurm): \(error.localizedDescription)")
         }
@@ -150,8 +150,16 @@ enum SweepStatusTable {
 
 /// `--emit-slurm`: an sbatch job-array script, one task per configuration, each running `rada sweep run-one`.
 enum SlurmArrayScript {
-  static func make(spec: SweepSpec, options: SweepRunOptions, concurrency: Int) -> String {
+  /// Every value the script holds is either checked to be plain (names, numbers, the paths in #SBATCH lines,
+  /// which Slurm does not unquote) or shell-quoted; a newline or quote in the spec can never become a command.
+  static func make(spec: SweepSpec, options: SweepRunOptions, concurrency: Int) throws -> String {
     let count = spec.configurations().count
+    let plain = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._+-,@=~")
+    for (what, value) in [("--out", options.out), ("the spec path", options.specPath), ("the sweep name", spec.name)]
+    where value.isEmpty || !value.unicodeScalars.allSatisfy(plain.contains) {
+      throw ValidationError("--emit-slurm: \(what) '\(value.prefix(80).debugDescription.dropFirst().dropLast())' holds spaces, quotes or "
+                            + "control characters, which Slurm's #SBATCH lines cannot carry; use a plain path or name.")
+    }
     return """
       #!/usr/bin/env bash
       # What: Slurm job array for sweep '\(spec.name)' (\(count) configurations), written by `rada sweep --emit-slurm`.

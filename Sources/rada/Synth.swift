@@ -19,6 +19,10 @@ struct Synth: ParsableCommand {
     guard pretrainPerClass >= 0, trainPerClass >= 1, testPerClass >= 1 else {
       throw ValidationError("per-class counts must be positive (pretrain may be 0).")
     }
+    guard max(pretrainPerClass, trainPerClass, testPerClass) <= 100_000 else {
+      throw ValidationError("per-class counts must be at most 100000 (a synthetic set of that size is already 10^6 files).")
+    }
+    guard seed >= 0 else { throw ValidationError("--seed must be >= 0 (got \(seed)).") }
   }
 
   func run() throws {

@@ -14,8 +14,9 @@ struct Tokenize: ParsableCommand {
   var texts: [String]
 
   func validate() throws {
-    if contextLength < 1 {
-      throw ValidationError("--context-length must be at least 1 (got \(contextLength)); CLIP models use 77.")
+    if contextLength < 1 || contextLength > CLIPConfig.Limits.contextLength {
+      throw ValidationError("--context-length must be in 1...\(CLIPConfig.Limits.contextLength) (got \(contextLength)); "
+                            + "CLIP models use 77.")
     }
     if texts.isEmpty { throw ValidationError("Give at least one TEXT, e.g. rada tokenize \"a photo of a dog.\"") }
   }

@@ -24,7 +24,9 @@ struct Zeroshot: ParsableCommand {
 
   func validate() throws {
     if images.isEmpty { throw ValidationError("give at least one image file.") }
-    if let logitScale, !(logitScale > 0) { throw ValidationError("--logit-scale must be positive (got \(logitScale)).") }
+    if let logitScale, !(logitScale > 0 && logitScale <= 1e6) {
+      throw ValidationError("--logit-scale must be in (0, 1e6] (got \(logitScale)); CLIP's is 100.")
+    }
     for t in template where !t.contains("{}") {
       throw ValidationError("--template '\(t)' has no {} where the class name goes.")
     }

@@ -37,4 +37,12 @@ int rada_decode_png(const uint8_t *data, size_t size, rada_image *out, char *err
 
 void rada_image_free(rada_image *image);
 
+/// Returned by the decoders when the header declares more pixels than rada_image_max_pixels(), or sides more
+/// than RADA_IMAGE_MAX_ASPECT:1 apart.
+#define RADA_IMAGE_TOO_LARGE (-2)
+#define RADA_IMAGE_MAX_ASPECT 512
+
+/// The decoded-pixel cap against image bombs: $RADA_MAX_IMAGE_PIXELS when set to a positive integer, else 2^26.
+size_t rada_image_max_pixels(void);
+
 #endif
