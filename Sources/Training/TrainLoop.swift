@@ -210,10 +210,10 @@ public final class TrainLoop {
         }
       }
     }
-    for entry in model.table.entries { try params.read(entry.name, into: model.parameters.pointer + entry.offset) }
     guard let stepCount = Int(exactly: checkpoint.state.scalars["optimizer_step"] ?? 0), stepCount >= 0 else {
       throw CheckpointError.damaged(path: checkpoint.path, reason: "optimizer_step is not a whole number")
     }
+    for entry in model.table.entries { try params.read(entry.name, into: model.parameters.pointer + entry.offset) }
     try optimizer.load(stepCount: stepCount,
                        firstMoment: moments["first_moment"] == nil ? [] : try moments.floats("first_moment"),
                        secondMoment: moments["second_moment"] == nil ? [] : try moments.floats("second_moment"))

@@ -45,5 +45,12 @@ final class StartAgreementTests: XCTestCase {
       StartAgreement.digest(s, previous: first.withUnsafeBytes { StartAgreement.digest($0) })
     }
     XCTAssertEqual(continued, whole.withUnsafeBytes { StartAgreement.digest($0) })
+    // Across the 1 MiB chunks the C side feeds zlib: any split gives the digest of the whole.
+    let big = (0..<(3 << 20) + 7).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 13) }
+    let all = big.withUnsafeBytes { StartAgreement.digest($0) }
+    for split in [1, (1 << 20) - 1, 1 << 20, (2 << 20) + 5] {
+      let head = big[..<split].withUnsafeBytes { StartAgreement.digest($0) }
+      XCTAssertEqual(big[split...].withUnsafeBytes { StartAgreement.digest($0, previous: head) }, all, "split at \(split)")
+    }
   }
 }
