@@ -94,7 +94,7 @@ public final class MetricsLog {
   public init(path: String, enabled: Bool) throws {
     self.path = path
     guard enabled else { handle = nil; return }
-    if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+    if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
     guard let opened = FileHandle(forWritingAtPath: path) else {
       throw MetricsError.writeFailed(path: path, reason: "cannot open for writing")
     }

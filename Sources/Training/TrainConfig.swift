@@ -213,8 +213,9 @@ extension TrainConfig {
     }
     let key = String(override[..<eq]).trimmingCharacters(in: .whitespaces)
     let text = String(override[override.index(after: eq)...])
-    let value = (try? Self.parseYAML(text, source: "--set \(key)")) ?? text
-    try set(key, yamlValue: value ?? NSNull())
+    // A value YAML cannot read (or an empty one) is taken as the text itself.
+    let parsed: Any? = (try? Self.parseYAML(text, source: "--set \(key)")) ?? nil
+    try set(key, yamlValue: parsed ?? text)
   }
 
   private func flatten(_ tree: [String: Any], prefix: String) -> [(String, Any)] {

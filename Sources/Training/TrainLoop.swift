@@ -368,7 +368,7 @@ public final class TrainLoop {
     case "hang": fflush(stdout); kill(getpid(), SIGSTOP)  // alive but stuck: only a watchdog notices
     case "fill":  // another process fills the run directory's disk (launch/tests/cluster-faults.sh, on a small tmpfs)
       if let runDirectory, let filler = FileHandle(forWritingAtPath: { let p = runDirectory.file(".fill")
-        FileManager.default.createFile(atPath: p, contents: nil); return p }()) {
+        _ = FileManager.default.createFile(atPath: p, contents: nil); return p }()) {
         let block = Data(count: 1 << 16)
         while (try? filler.write(contentsOf: block)) != nil {}
         try? filler.close()

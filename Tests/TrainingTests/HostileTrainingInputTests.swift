@@ -122,7 +122,9 @@ final class HostileTrainingInputTests: XCTestCase {
   }
 
   func testChartAxesStayFiniteAtTheEndsOfDouble() {
-    for values in [[1.7e308, -1.7e308], [5e-324], [4e-320, 5e-320], [1e300, 1e300], [-1.7e308], [0, 1.7e308],
+    // Subnormals built from bit patterns (a literal like 4e-320 is exact only up to the compiler's warning).
+    let tiny = Double.leastNonzeroMagnitude, sub1 = Double(bitPattern: 8096), sub2 = Double(bitPattern: 10120)
+    for values in [[1.7e308, -1.7e308], [tiny], [sub1, sub2], [1e300, 1e300], [-1.7e308], [0, 1.7e308],
                    [Double.nan, .infinity], [1, 1 + 1e-15]] {
       for integral in [false, true] {
         let axis = ChartAxis(covering: values, integral: integral)
@@ -133,7 +135,7 @@ final class HostileTrainingInputTests: XCTestCase {
       }
     }
     let chart = LineChart(title: "t", xLabel: "step", yLabel: "loss",
-                          series: [ChartSeries(name: "loss", points: [(1, 1.7e308), (2, -1.7e308), (3, 4e-320)], color: "#000")])
+                          series: [ChartSeries(name: "loss", points: [(1, 1.7e308), (2, -1.7e308), (3, Double(bitPattern: 8096))], color: "#000")])
     XCTAssertTrue(chart.svg().contains("<polyline"))
   }
 }
