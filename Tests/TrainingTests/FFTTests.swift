@@ -48,9 +48,6 @@ final class FFTTests: XCTestCase {
     // The head reads logit_scale as a constant (FFTModel); a fixed head scale makes the finite difference of
     // the total loss w.r.t. logit_scale the contrastive term's alone, which is what backward computes.
     if opts.fixedHeadLogitScale == nil { opts.fixedHeadLogitScale = Float(log(8.0)) }
-    // The head reads logit_scale as a constant (FFTModel); a fixed head scale makes the finite difference of
-    // the total loss w.r.t. logit_scale the contrastive term's alone, which is what backward computes.
-    if opts.fixedHeadLogitScale == nil { opts.fixedHeadLogitScale = Float(log(8.0)) }
     return try FFTModel(clip: clip, head: head, world: LocalCollective(), microBatch: 4,
                         text: .classPrompts(prompts: Array(prompts), labels: labels), tokenizer: try CLIPTokenizer(),
                         loadPixels: { position, _ in Self.pixels(position: position, size: 16) }, options: opts)
