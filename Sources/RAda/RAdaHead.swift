@@ -97,6 +97,7 @@ public final class RAdaHead {
     let s = Float(exp(Double(logitScale))), rootS = s.squareRoot()
     ws.batch = batch
     ws.logitScale = s
+    ws.hasMaskLossState = false
     let f = ws.image.pointer, t = ws.text.pointer
     f.update(from: imageFeatures, count: batch * d)
     t.update(from: textFeatures, count: k * d)
@@ -189,17 +190,18 @@ public final class RAdaHead {
       for i in 0..<(batch * k * d) { let e = Double(mask[i] - 1); maskLoss += e * e }
       maskLoss /= Double(batch * k * d)
     }
-    ws.maskLossWeight = config.alpha
-    ws.maskLossKind = config.loss
+    ws.hasMaskLossState = true
     return RAdaLoss(total: Float(ce + Double(config.alpha) * maskLoss), ce: Float(ce), maskLoss: Float(maskLoss))
   }
 
   // MARK: Backward
 
-  /// Adds d loss / d parameters into `gradients`, reading dLogits (B, K) and the regulariser set by `loss`.
+  /// Adds d loss / d parameters into `gradients`, reading dLogits (B, K) of the objective and adding the mask
+  /// loss's own gradient with weight `maskLossWeight`: `config.alpha` (rada.alpha) after `loss` (CE + α·mask
+  /// loss), 0 when the caller wrote dLogits for an objective without the mask loss (test-time entropy).
   /// If given, ADDS d loss / d f into dImageFeatures (B, D) and d loss / d t into dTextFeatures (K, D)
   /// (gradients with respect to the normalised features; needs a workspace planned with inputGradients).
-  public func backward(workspace ws: RAdaWorkspace, dImageFeatures: MutableFloats? = nil,
+  public func backward(workspace ws: RAdaWorkspace, maskLossWeight alpha: Float, dImageFeatures: MutableFloats? = nil,
                        dTextFeatures: MutableFloats? = nil) throws {
     guard ws.isTraining else {
       throw RAdaError.workspaceMismatch(what: "training buffers (1 = asked; planned with training: false)",
@@ -212,10 +214,13 @@ public final class RAdaHead {
     let batch = ws.batch, k = ws.classes, d = config.dim, rows = batch * k, s = ws.logitScale
     let mask = ws.mask.readOnly, x = ws.relation.readOnly, dLogits = ws.dLogits.readOnly, dOut = ws.dOut.pointer
 
+    let isMSE = config.loss == .mse
+    if alpha != 0 && !isMSE && !ws.hasMaskLossState {
+      throw RAdaError.workspaceMismatch(what: "mask loss state (call loss(labels:workspace:) after forward; 1 = asked)",
+                                        asked: 1, planned: 0)
+    }
     // logits = Σ_d mask·x, so dMask = dLogits·x (+ regulariser); relu: dOut = dMask where mask > 0 (torch: 0 at 0).
-    let alpha = ws.maskLossWeight
     let mseFactor = alpha * 2 / Float(rows * d)
-    let isMSE = ws.maskLossKind == .mse
     Parallel.forChunks(rows, minimumWork: max(1, (1 << 15) / d)) { start, end in
       for r in start..<end {
         let m = mask + r * d, xr = x + r * d, g = dOut + r * d, dl = dLogits[r]

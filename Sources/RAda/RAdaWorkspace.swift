@@ -44,9 +44,8 @@ public final class RAdaWorkspace {
   public let dLogits: FloatBuffer
   /// First index (k·D + d) of max |mask - 1| per sample (LInf backward routes there, like torch.max).
   var maxIndex: [Int]
-  /// Weight and kind of the mask regulariser used by the next backward (0: CE/dLogits only).
-  public var maskLossWeight: Float = 0
-  public var maskLossKind: MaskLossKind
+  /// True when `loss` has run on the current forward (maxIndex belongs to it); forward clears it.
+  var hasMaskLossState = false
 
   // Backward.
   let dOut: FloatBuffer          // (B·K, D): d loss / d out_proj output (mask gradient gated by the relu)
@@ -80,7 +79,6 @@ public final class RAdaWorkspace {
     self.workers = max(1, min(workers ?? Parallel.threads, maxBatch))
     self.hasInputGradients = inputGradients && training
     self.isTraining = training
-    self.maskLossKind = config.loss
     let d = config.dim, h = config.heads, rows = maxBatch * classes
     image = FloatBuffer(count: maxBatch * d); text = FloatBuffer(count: classes * d)
     scaledImage = FloatBuffer(count: maxBatch * d); scaledText = FloatBuffer(count: classes * d)

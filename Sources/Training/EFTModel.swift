@@ -35,7 +35,7 @@ public final class EFTModel: StepModel {
     try head.forward(imageFeatures: features.readOnly, textFeatures: classFeatures.readOnly, batch: positions.count,
                      classes: classes, logitScale: logitScale, workspace: workspace)
     let loss = try head.loss(labels: positions.map { labels[$0] }, workspace: workspace)
-    try head.backward(workspace: workspace)
+    try head.backward(workspace: workspace, maskLossWeight: head.config.alpha)
     return StepLosses(total: Double(loss.total), ce: Double(loss.ce), maskLoss: Double(loss.maskLoss))
   }
 

@@ -290,7 +290,8 @@ public final class FFTModel: StepModel {
                        logitScale: headScale, workspace: workspace)
       let headLoss = try head.loss(labels: labels, workspace: workspace)
       head.gradients.zero()
-      try head.backward(workspace: workspace, dImageFeatures: options.lockImageTower ? nil : dImageLocal.pointer,
+      try head.backward(workspace: workspace, maskLossWeight: head.config.alpha,
+                        dImageFeatures: options.lockImageTower ? nil : dImageLocal.pointer,
                         dTextFeatures: options.lockTextTower ? nil : dClass.pointer)
       accumulate(g + headOffset, head.gradients.readOnly, head.gradients.count)
       losses.total += Double(headLoss.total); losses.ce = Double(headLoss.ce); losses.maskLoss = Double(headLoss.maskLoss)

@@ -244,9 +244,8 @@ public final class TestTimeAdapter {
       let loss = TTTLoss.marginalEntropy(logits: keptLogits, rows: m, classes: k, dLogits: workspace.dLogits.pointer,
                                          scratch: scratch)
       if step == 0 { lossBefore = loss }
-      workspace.maskLossWeight = 0
       head.gradients.zero()
-      try head.backward(workspace: workspace)
+      try head.backward(workspace: workspace, maskLossWeight: 0)  // the entropy objective has no mask loss
       optimizer.step(parameters: head.parameters, gradients: head.gradients, lr: options.lr)
     }
     // The loss after the last step (for logs and tests), then the prediction of view 0.

@@ -225,7 +225,7 @@ final class HeadStep {
     try head.forward(imageFeatures: features, textFeatures: classFeatures.readOnly, batch: batch, classes: classes,
                      logitScale: logitScale, workspace: workspace)
     _ = try head.loss(labels: labels, workspace: workspace)
-    try head.backward(workspace: workspace)
+    try head.backward(workspace: workspace, maskLossWeight: head.config.alpha)
     optimizer.step(parameters: head.parameters, gradients: head.gradients, lr: 1e-4)
   }
 }

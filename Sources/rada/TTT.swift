@@ -27,7 +27,8 @@ struct TTT: ParsableCommand {
   @Option(name: .customLong("weight-decay"), help: "AdamW weight decay (torch's default, as TPT).") var weightDecay = 0.01
   @Option(name: .customLong("run-dir"), help: "Output folder (refused if it holds a metrics.jsonl).") var runDir: String
   @Option(help: "Seed of the views' random crops and flips (and of the head's unused projections).") var seed = 1
-  @Option(help: "Ignored by TTT (the mask regulariser is not part of the test-time loss).") var alpha: Double?
+  @Option(help: ArgumentHelp("Refused: the test-time loss has no mask term, so rada.alpha has no effect in TTT.",
+                              visibility: .hidden)) var alpha: Double?
   @OptionGroup var scoring: HeadScoringOptions
   @OptionGroup var runtime: RuntimeOptions
 
@@ -36,6 +37,10 @@ struct TTT: ParsableCommand {
   }
 
   func validate() throws {
+    if alpha != nil {
+      throw ValidationError("--alpha has no effect in TTT (the test-time loss is the entropy of the averaged views, "
+                            + "without the mask term); remove it.")
+    }
     do { try options().validate() } catch { throw ValidationError("\(error)") }
   }
 

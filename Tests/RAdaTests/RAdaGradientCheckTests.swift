@@ -103,7 +103,7 @@ final class RAdaGradientCheckTests: XCTestCase {
     let loss = try head.loss(labels: labels, workspace: ws)
     let dF = FloatBuffer(count: batch * d), dT = FloatBuffer(count: k * d)
     head.gradients.zero()
-    try head.backward(workspace: ws, dImageFeatures: dF.pointer, dTextFeatures: dT.pointer)
+    try head.backward(workspace: ws, maskLossWeight: head.config.alpha, dImageFeatures: dF.pointer, dTextFeatures: dT.pointer)
 
     let s = Double(exp(Double(logitScale)).magnitude)
     let params = head.parameters.array.map(Double.init), fd = f.map(Double.init), td = t.map(Double.init)
@@ -164,7 +164,7 @@ final class RAdaGradientCheckTests: XCTestCase {
       let loss = try head.loss(labels: indices.map { labels[$0] }, workspace: ws)
       XCTAssertEqual(Double(loss.total), expected[step], accuracy: 1e-4 * abs(expected[step]), "training loss at step \(step)")
       head.gradients.zero()
-      try head.backward(workspace: ws)
+      try head.backward(workspace: ws, maskLossWeight: head.config.alpha)
       for i in 0..<head.parameters.count { head.parameters[i] -= lr * head.gradients[i] }
     }
   }

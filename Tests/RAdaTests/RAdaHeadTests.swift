@@ -42,7 +42,7 @@ final class RAdaHeadTests: XCTestCase {
     let loss = try head.loss(labels: c.labels, workspace: ws)
     let dImage = FloatBuffer(count: c.batch * c.config.dim), dText = FloatBuffer(count: c.classes * c.config.dim)
     head.gradients.zero()
-    try head.backward(workspace: ws, dImageFeatures: dImage.pointer, dTextFeatures: dText.pointer)
+    try head.backward(workspace: ws, maskLossWeight: head.config.alpha, dImageFeatures: dImage.pointer, dTextFeatures: dText.pointer)
     return (head, ws, loss, dImage.array, dText.array)
   }
 
@@ -163,7 +163,7 @@ final class RAdaHeadTests: XCTestCase {
       let loss = try head.loss(labels: [0, 2], workspace: ws)
       XCTAssertEqual(loss.maskLoss, 1, accuracy: 1e-6, "max |mask - 1| is 1 (ties at e = 1, 2, 3, 4)")
       head.gradients.zero()
-      try head.backward(workspace: ws)
+      try head.backward(workspace: ws, maskLossWeight: head.config.alpha)
       return Array(head.gradients.array[bias.offset..<(bias.offset + d)])
     }
     let with = try outBiasGradient(alpha: 0.7), without = try outBiasGradient(alpha: 0)
@@ -191,6 +191,14 @@ final class RAdaHeadTests: XCTestCase {
                      batch: 1, classes: 2, logitScale: 0, workspace: eval)
     XCTAssertEqual(Array(eval.logits.array.prefix(2)), Array(ws.logits.array.prefix(2)))
     XCTAssertLessThan(eval.byteCount, ws.byteCount)
-    XCTAssertThrowsError(try head.backward(workspace: eval))
+    XCTAssertThrowsError(try head.backward(workspace: eval, maskLossWeight: 0))
+    // The L∞ mask loss's gradient needs the indices `loss` found for this forward: without it, only a weight of
+    // 0 (a caller-written objective, e.g. test-time entropy) may backpropagate.
+    try head.forward(imageFeatures: [Float](repeating: 0.25, count: 16), textFeatures: [Float](repeating: 0.25, count: 32),
+                     batch: 1, classes: 2, logitScale: 0, workspace: ws)
+    XCTAssertThrowsError(try head.backward(workspace: ws, maskLossWeight: 0.5)) { error in
+      XCTAssertTrue("\(error)".contains("mask loss state"), "\(error)")
+    }
+    XCTAssertNoThrow(try head.backward(workspace: ws, maskLossWeight: 0))
   }
 }
