@@ -165,8 +165,8 @@ public enum CoOp {
             throw DataError.malformed(file: file, reason: "\(key)[\(index)] is not [path, label, classname]")
           }
           guard let label = Checked.integer(json: entry[1]) else {
-            throw DataError.malformed(file: file, reason: "\(key)[\(index)]: label \(String(describing: entry[1]).prefix(40)) is "
-              + "not an integer")
+            let shown = Checked.isJSONBoolean(entry[1]) ? "a boolean" : String(describing: entry[1]).prefix(40)
+            throw DataError.malformed(file: file, reason: "\(key)[\(index)]: label \(shown) is not an integer")
           }
           guard label >= 0 && label < labelLimit else {
             throw DataError.labelOutOfRange(file: file, entry: "\(key)[\(index)]", label: label, classes: labelLimit)

@@ -131,8 +131,8 @@ public struct Checkpointer {
 
   /// Reads and verifies a checkpoint's state and checksums.
   public func verify(_ path: String) throws -> CheckpointState {
-    guard let data = FileManager.default.contents(atPath: path + "/state.json") else {
-      throw CheckpointError.damaged(path: path, reason: "state.json missing")
+    guard let data = try? BoundedFile.read(path + "/state.json", limit: BoundedFile.configLimit, what: "a state.json") else {
+      throw CheckpointError.damaged(path: path, reason: "state.json missing, unreadable or over 16 MiB")
     }
     // DONE: "state.json CHECKSUM" (before issue 15: "ok", no checksum of state.json).
     let done = String(decoding: FileManager.default.contents(atPath: path + "/DONE") ?? Data(), as: UTF8.self)

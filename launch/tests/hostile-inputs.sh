@@ -165,6 +165,12 @@ hostile "eval over a folder holding a bomb" "bomb.png" "$rada" eval --threads 1 
 hostile "tokenize --context-length 10^12" "--context-length" "$rada" tokenize --context-length 1000000000000 "a dog"
 hostile "preprocess --size 10^9" "--size" "$rada" preprocess --size 1000000000 --out out.npy "$tmp/lists/a.png"
 hostile "eval --logit-scale inf" "--logit-scale" "$rada" eval --threads 1 --model "$tiny" --data "imagefolder:$tmp/data/test" --logit-scale inf
+hostile "ttt --views 10^9" "--views" "$rada" ttt --threads 1 --model "$tiny" --data "imagefolder:$tmp/data/test" --views 1000000000 \
+  --run-dir "$tmp/run/t"
+hostile "zeroshot: PNG declaring 60000x60000" "bomb.png" "$rada" zeroshot --threads 1 --model "$tiny" --classes cat,dog "$tmp/bomb.png"
+printf 'path,caption\na.png,%s\n' "$(head -c 300 /dev/zero | tr '\0' '[')" > "$tmp/lists/captions.csv"
+hostile "pretrain --seed -1" "run.seed" "$rada" pretrain --threads 1 --model "$tiny" --data "manifest:$tmp/lists/captions.csv" \
+  --steps 1 --seed=-1 --run-dir "$tmp/run/p"
 hostile "embed --head-width 0" "--head-width" "$rada" "${embed[@]}" --model "$tiny" --texts a --head-width 0
 
 hostile "train --seed=-1" "run.seed" "$rada" train --setting eft --threads 1 --model "$tiny" --train "imagefolder:$tmp/data/train" \
