@@ -63,8 +63,11 @@ public struct ProgressLine {
                             imagesPerSecond: Double) -> String {
     let eta = Double(max(0, totalSteps - step)) * secondsPerStep
     return "step \(step)/\(totalSteps) | loss \(String(format: "%.3f", loss)) | lr \(scientific(lr)) | "
-      + "\(Int((secondsPerStep * 1000).rounded())) ms/step | \(Int(imagesPerSecond.rounded())) img/s | eta \(duration(eta))"
+      + "\(whole(secondsPerStep * 1000)) ms/step | \(whole(imagesPerSecond)) img/s | eta \(duration(eta))"
   }
+
+  /// A timing rounded to a whole number, or "?" when it is not finite (a clock that did not advance, say).
+  static func whole(_ x: Double) -> String { x.isFinite && abs(x) < 1e15 ? String(Int(x.rounded())) : "?" }
 
   /// 3.0e-4 style (no zero-padded exponent).
   public static func scientific(_ x: Double) -> String {
@@ -72,6 +75,7 @@ public struct ProgressLine {
   }
 
   public static func duration(_ seconds: Double) -> String {
+    guard seconds.isFinite, seconds < 1e15 else { return "?" }
     let s = Int(seconds.rounded())
     if s >= 3600 { return "\(s / 3600)h\(String(format: "%02d", (s % 3600) / 60))m" }
     if s >= 60 { return "\(s / 60)m\(String(format: "%02d", s % 60))s" }

@@ -143,5 +143,9 @@ final class CheckpointTests: XCTestCase {
     let line = ProgressLine.format(step: 1200, totalSteps: 5000, loss: 2.3141, lr: 3e-4, secondsPerStep: 0.0658,
                                    imagesPerSecond: 118.2)
     XCTAssertEqual(line, "step 1200/5000 | loss 2.314 | lr 3.0e-4 | 66 ms/step | 118 img/s | eta 4m10s")
+    // A clock that did not advance gives infinite rates: the line says "?" instead of trapping in Int(...).
+    let stalled = ProgressLine.format(step: 1, totalSteps: 5, loss: 1, lr: 1e-3, secondsPerStep: .infinity,
+                                      imagesPerSecond: .infinity)
+    XCTAssertEqual(stalled, "step 1/5 | loss 1.000 | lr 1.0e-3 | ? ms/step | ? img/s | eta ?")
   }
 }
