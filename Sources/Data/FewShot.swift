@@ -7,7 +7,7 @@ import Foundation
 import Tensor
 
 /// Which classes to keep (`--subsample base|new|all`).
-public enum ClassSubset: String, CaseIterable, Codable, Sendable {
+public enum ClassSubset: String, CaseIterable, Sendable {  // Codable from Training (ConfigChoice)
   case all, base, new
 
   /// From a flag or config value: "all", "base" or "new".

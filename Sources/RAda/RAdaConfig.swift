@@ -4,8 +4,17 @@
 
 /// The regulariser that keeps the mask near 1: the authors' LInfLoss (mean over samples of the largest
 /// |mask - 1|), or the MSE variant they tried (mean over all B·K·D entries of (mask - 1)²).
-public enum MaskLossKind: String, Codable, Equatable, Sendable {
+public enum MaskLossKind: String, Codable, CaseIterable, Equatable, Sendable {
   case linf, mse
+
+  /// A wrong name is refused naming the choices (as every config choice: Training's ConfigChoice).
+  public init(from decoder: Decoder) throws {
+    let name = try decoder.singleValueContainer().decode(String.self)
+    guard let kind = MaskLossKind(rawValue: name) else {
+      throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "use linf, mse"))
+    }
+    self = kind
+  }
 }
 
 public struct RAdaConfig: Codable, Equatable, Sendable {

@@ -48,7 +48,7 @@ public enum SessionError: Error, CustomStringConvertible {
 public enum SessionParts {
   public static func datasetOptions(_ config: TrainConfig, forTraining: Bool) throws -> DatasetOptions {
     DatasetOptions(shots: forTraining ? (config.data.shots ?? 0) : 0, splitSeed: config.data.splitSeed,
-                   subsample: ClassSubset(rawValue: config.data.subsample) ?? .all)
+                   subsample: config.data.subsample)
   }
 
   /// Pixel loader for a dataset: decode, then center preprocess or (augment) torchvision-style random resized
@@ -139,8 +139,8 @@ public enum SessionParts {
   public static func loopOptions(config: TrainConfig, totalSteps: Int, label: String, model: ModelFingerprint?) -> LoopOptions {
     var options = LoopOptions(totalSteps: totalSteps, globalBatch: config.run.batchSize, accumulation: config.run.accumulation,
                 logEvery: config.run.logEvery, evalEvery: config.run.evalEvery, checkpointEvery: config.run.checkpointEvery,
-                skipNonFinite: config.run.nonFinite == "skip", checksumEvery: config.run.checksumEvery,
-                bestMetric: config.run.bestMetric, bestIsMax: config.run.bestMode == "max", seed: config.run.seed,
+                skipNonFinite: config.run.nonFinite == .skip, checksumEvery: config.run.checksumEvery,
+                bestMetric: config.run.bestMetric, bestIsMax: config.run.bestMode == .max, seed: config.run.seed,
                 configYAML: (try? config.yaml()) ?? "", progress: config.run.progress.resolved(), label: label,
                 watchdogSeconds: config.run.collectiveTimeout)
     options.modelFingerprint = model
@@ -189,7 +189,7 @@ public enum SessionParts {
   /// A head from a safetensors file in the reference names (mha.q_proj1.weight, ...), or a fresh one.
   public static func makeHead(config: TrainConfig, dim: Int) throws -> RAdaHead {
     let radaConfig = RAdaConfig(dim: dim, heads: 8, temperature: Float(config.rada.temperature),
-                                alpha: Float(config.rada.alpha), loss: config.rada.maskLoss == "mse" ? .mse : .linf)
+                                alpha: Float(config.rada.alpha), loss: config.rada.maskLoss)
     let head = try RAdaHead(config: radaConfig, seed: derivedSeed(UInt64(config.run.seed), 0x4EAD))
     if let path = config.rada.headInit { try loadHead(head, path: path) }
     return head
@@ -365,7 +365,7 @@ public enum EFTSession {
 
 /// Optimiser settings from the config.
 public func optimizerConfig(_ config: TrainConfig) -> OptimizerConfig {
-  OptimizerConfig(kind: OptimizerKind(rawValue: config.optim.name) ?? .adam, momentum: Float(config.optim.momentum),
+  OptimizerConfig(kind: config.optim.name, momentum: Float(config.optim.momentum),
                   nesterov: config.optim.nesterov, weightDecay: Float(config.optim.weightDecay),
                   beta1: Float(config.optim.beta1), beta2: Float(config.optim.beta2), epsilon: Float(config.optim.eps))
 }
@@ -375,12 +375,12 @@ public func learningRateSchedule(_ config: TrainConfig, baseLR: Double? = nil, t
                                  stepsPerEpoch: Int) -> LearningRateSchedule {
   let base = baseLR ?? config.optim.lr
   switch config.schedule.name {
-  case "constant": return .constant(lr: base)
-  case "dassl_cosine":
+  case .constant: return .constant(lr: base)
+  case .dasslCosine:
     let epochs = config.run.epochs ?? max(1, totalSteps / max(1, stepsPerEpoch))
     return .dasslCosine(baseLR: base, maxEpochs: epochs, warmupEpochs: config.schedule.warmupEpochs,
                         warmupLR: config.schedule.warmupLR, stepsPerEpoch: stepsPerEpoch)
-  default:
+  case .cosine:
     return .cosine(baseLR: base, warmupSteps: config.schedule.warmupSteps, totalSteps: totalSteps, minLR: 0)
   }
 }

@@ -16,11 +16,11 @@ public enum FFTSession {
   /// Whether gradient buckets start their allreduce during backward (config.fft.overlap). "auto" overlaps only
   /// when the ranks span several nodes (some rank has fewer local ranks than the world), where the network moves
   /// the data while the cores compute; on one node it does not pay (see TrainConfig.FFT.overlap).
-  public static func overlaps(_ setting: String, layout: LaunchLayout) -> Bool {
+  public static func overlaps(_ setting: OverlapMode, layout: LaunchLayout) -> Bool {
     switch setting {
-    case "always": return true
-    case "never": return false
-    default: return layout.size > 1 && layout.localSize < layout.size
+    case .always: return true
+    case .never: return false
+    case .auto: return layout.size > 1 && layout.localSize < layout.size
     }
   }
 
@@ -146,7 +146,7 @@ enum TowerSession {
       let reduction = loop.gradientReduction
       let how = !fftOptions.overlapCommunication
         ? (config.run.accumulation > 1 ? "after backward (gradient accumulation)"
-           : config.fft.overlap == "never" ? "after backward (fft.overlap: never)"
+           : config.fft.overlap == .never ? "after backward (fft.overlap: never)"
            : "after backward (fft.overlap: auto, all ranks on one node)")
         : (reduction.progressThread ? "during backward on a progress thread" : "during backward, polled between layers")
       log("gradient allreduce: \(reduction.buckets) bucket(s) of up to \(config.fft.bucketMB) MB, \(how)")

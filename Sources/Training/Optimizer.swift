@@ -8,7 +8,7 @@ import Foundation
 import Kernels
 import Tensor
 
-public enum OptimizerKind: String, Codable, Equatable, Sendable {
+public enum OptimizerKind: String, Codable, CaseIterable, Equatable, Sendable {
   case sgd, adam, adamw
 }
 

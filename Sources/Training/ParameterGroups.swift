@@ -146,7 +146,7 @@ extension TrainConfig {
         throw ConfigError.badValue(key: "optim.groups." + key, value: "\(value)", reason: "must be a finite number >= 0")
       }
     }
-    if setting == "eft" && g != ParameterGroups() {
+    if setting == .eft && g != ParameterGroups() {
       throw ConfigError.badValue(key: "optim.groups", value: "set", reason: "parameter groups are for FFT and pretraining; "
         + "EFT trains only the head, with optim.lr and optim.weightDecay: set those instead")
     }

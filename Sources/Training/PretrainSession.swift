@@ -11,13 +11,13 @@ public enum PretrainSession {
   /// would contradict), checkpoints only at the end.
   public static func defaultConfig() -> TrainConfig {
     var c = TrainConfig()
-    c.setting = "fft"  // the tower machinery; validate() knows eft and fft only
-    c.optim.name = "adamw"
+    c.setting = .fft  // the tower machinery (pretraining is FFT without the head)
+    c.optim.name = .adamw
     c.optim.lr = 1e-3
     c.optim.weightDecay = 0.1
     c.optim.beta2 = 0.98
     c.optim.eps = 1e-6
-    c.schedule.name = "cosine"
+    c.schedule.name = .cosine
     c.data.augment = false
     c.run.batchSize = 64
     c.run.logEvery = 20

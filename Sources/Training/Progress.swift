@@ -6,7 +6,7 @@
 import Foundation
 
 /// `run.progress` / `--progress`: how the training loop reports progress.
-public enum ProgressMode: String, Codable, CaseIterable, Sendable {
+public enum ProgressMode: String, CaseIterable, Codable, Sendable {
   /// `bar` when the job's output is a terminal, else `lines`.
   case auto
   /// A live bar rewritten in place between the progress lines (terminals only: it writes \r and ESC[K).
@@ -15,15 +15,6 @@ public enum ProgressMode: String, Codable, CaseIterable, Sendable {
   case lines
   /// No progress lines (evaluation results and the final summary are still printed).
   case none
-
-  public init(from decoder: Decoder) throws {
-    let text = try decoder.singleValueContainer().decode(String.self)
-    guard let mode = ProgressMode(rawValue: text) else {
-      throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription:
-        "use " + ProgressMode.allCases.map(\.rawValue).joined(separator: ", ")))
-    }
-    self = mode
-  }
 
   /// `auto` decided for this process: `bar` or `lines`; other modes stay as they are.
   public func resolved(environment: [String: String] = ProcessInfo.processInfo.environment) -> ProgressMode {

@@ -3,7 +3,9 @@
 // property names ARE the YAML keys and the --set paths. Defaults follow the RAda reference's train.py and its
 // base-to-new config (Adam, lr 3.5e-3, weight decay 5e-4, cosine with one constant warm-up epoch at 1e-5,
 // batch 4, 5 epochs, temperature 1, alpha 0 (its command-line default)).
+import Data
 import Foundation
+import RAda
 import Tensor
 import Yams
 
@@ -21,7 +23,7 @@ public struct TrainConfig: Codable, Equatable {
     public var shots: Int?
     public var splitSeed = 1
     /// base | new | all (CoOp's subsample_classes).
-    public var subsample = "all"
+    public var subsample = ClassSubset.all
     /// Random resized crop + flip for training images; off = center crop (and features can be cached).
     public var augment = true
     public var skipBadSamples = false
@@ -40,14 +42,14 @@ public struct TrainConfig: Codable, Equatable {
     /// Softmax temperature of the head's attention maps.
     public var temperature = 1.0
     /// linf (the paper's) or mse.
-    public var maskLoss = "linf"
+    public var maskLoss = MaskLossKind.linf
     public var templates = ["a photo of a {}."]
     /// A head checkpoint (.safetensors in the reference names) to start from; nil = zero-initialised out_proj.
     public var headInit: String?
   }
   public struct Optim: Codable, Equatable {
     /// sgd | adam | adamw
-    public var name = "adam"
+    public var name = OptimizerKind.adam
     public var lr = 3.5e-3
     public var momentum = 0.9
     public var nesterov = false
@@ -64,7 +66,7 @@ public struct TrainConfig: Codable, Equatable {
   public struct Schedule: Codable, Equatable {
     /// constant | cosine (per step, optional linear warm-up) | dassl_cosine (per epoch, as the reference:
     /// `warmupEpochs` at the constant `warmupLR`, then cosine over the epochs).
-    public var name = "cosine"
+    public var name = ScheduleKind.cosine
     /// Linear warm-up steps from 0 (cosine; 0 = none).
     public var warmupSteps = 0
     /// Dassl's constant warm-up epochs (dassl_cosine).
@@ -82,7 +84,7 @@ public struct TrainConfig: Codable, Equatable {
     /// Across nodes the network moves the data while the cores compute (small step 0.55 s against 0.75 s with one
     /// allreduce after backward at 3 Gbit/s); on one node the allreduce is shared-memory copies done by the same
     /// busy cores, and overlapping measured no faster there (launch/bench/README.md).
-    public var overlap = "auto"
+    public var overlap = OverlapMode.auto
   }
   public struct Run: Codable, Equatable {
     public var dir = ""
@@ -103,17 +105,17 @@ public struct TrainConfig: Codable, Equatable {
     public var progress = ProgressMode.auto
     /// Metric that selects the best checkpoint, and whether higher is better.
     public var bestMetric = "val/top1"
-    public var bestMode = "max"
+    public var bestMode = BestMode.max
     /// Seconds a collective may block before the watchdog ends the job (0 = off).
     public var collectiveTimeout = 600.0
     /// stop | skip: what a NaN/Inf loss or gradient does.
-    public var nonFinite = "stop"
+    public var nonFinite = NonFinitePolicy.stop
     /// Steps between cross-rank parameter checksums (0 = off).
     public var checksumEvery = 100
   }
 
   /// eft | fft
-  public var setting = "eft"
+  public var setting = TrainingSetting.eft
   public var model = Model()
   public var data = DataSection()
   public var rada = RAdaSection()
@@ -291,7 +293,6 @@ extension TrainConfig {
     func bad(_ key: String, _ value: Any, _ reason: String) -> ConfigError {
       .badValue(key: key, value: "\(value)", reason: reason)
     }
-    guard ["eft", "fft"].contains(setting) else { throw bad("setting", setting, "use eft or fft (TTT runs with `rada ttt`)") }
     guard !model.path.isEmpty else { throw bad("model.path", "", "give --model PATH (HF folder, open_clip folder or .safetensors)") }
     guard !data.train.isEmpty else { throw bad("data.train", "", "give --train DATA, e.g. imagefolder:PATH") }
     guard optim.lr >= 0, optim.lr.isFinite else { throw bad("optim.lr", optim.lr, "the learning rate must be a finite number >= 0") }
@@ -333,23 +334,17 @@ extension TrainConfig {
     where !range.contains(value) {
       throw bad(key, value, "must be a whole number in \(range.lowerBound)...\(range.upperBound)")
     }
-    guard ["sgd", "adam", "adamw"].contains(optim.name) else { throw bad("optim.name", optim.name, "use sgd, adam or adamw") }
     guard optim.weightDecay >= 0 else { throw bad("optim.weightDecay", optim.weightDecay, "must be >= 0") }
     guard optim.momentum >= 0 && optim.momentum < 1 else { throw bad("optim.momentum", optim.momentum, "must be in [0, 1)") }
-    guard ["constant", "cosine", "dassl_cosine"].contains(schedule.name) else {
-      throw bad("schedule.name", schedule.name, "use constant, cosine or dassl_cosine")
-    }
     guard schedule.warmupSteps >= 0, schedule.warmupEpochs >= 0 else {
       throw bad("schedule.warmupSteps", schedule.warmupSteps, "must be >= 0")
     }
-    guard ["linf", "mse"].contains(rada.maskLoss) else { throw bad("rada.maskLoss", rada.maskLoss, "use linf or mse") }
     guard rada.temperature > 0 else { throw bad("rada.temperature", rada.temperature, "must be > 0") }
     guard rada.alpha >= 0 else { throw bad("rada.alpha", rada.alpha, "must be >= 0") }
     guard !rada.templates.isEmpty else { throw bad("rada.templates", "[]", "give at least one template") }
     for t in rada.templates where !t.contains("{}") {
       throw bad("rada.templates", t, "a template needs {} where the class name goes, e.g. \"a photo of a {}.\"")
     }
-    guard ["all", "base", "new"].contains(data.subsample) else { throw bad("data.subsample", data.subsample, "use base, new or all") }
     if let shots = data.shots, shots < 1 { throw bad("data.shots", shots, "must be >= 1") }
     guard run.batchSize >= 1 else { throw bad("run.batchSize", run.batchSize, "must be >= 1") }
     guard run.accumulation >= 1 else { throw bad("run.accumulation", run.accumulation, "must be >= 1") }
@@ -362,8 +357,6 @@ extension TrainConfig {
     guard run.steps != nil || run.epochs != nil else { throw bad("run.steps", "none", "give --steps N or --epochs N") }
     guard run.steps == nil || run.epochs == nil else { throw bad("run.steps", run.steps!, "give --steps or --epochs, not both") }
     guard !run.dir.isEmpty else { throw bad("run.dir", "", "give --run-dir DIR") }
-    guard ["max", "min"].contains(run.bestMode) else { throw bad("run.bestMode", run.bestMode, "use max or min") }
-    guard ["stop", "skip"].contains(run.nonFinite) else { throw bad("run.nonFinite", run.nonFinite, "use stop or skip") }
     guard data.loaderThreads >= 1, data.prefetchBatches >= 1 else {
       throw bad("data.loaderThreads", data.loaderThreads, "loader threads and prefetch batches must be >= 1")
     }
@@ -371,9 +364,6 @@ extension TrainConfig {
     if fft.bucketMB <= 0 { throw bad("fft.bucketMB", fft.bucketMB, "must be > 0") }
     guard data.featureCacheMaxGB >= 0, data.featureCacheMaxGB.isFinite else {
       throw bad("data.featureCacheMaxGB", data.featureCacheMaxGB, "must be a finite number of GB >= 0 (0: no bound)")
-    }
-    guard ["auto", "always", "never"].contains(fft.overlap) else {
-      throw bad("fft.overlap", fft.overlap, "use auto, always or never")
     }
   }
 }

@@ -54,7 +54,7 @@ struct BenchSweep: ParsableCommand {
         for (i, lr) in lrs.enumerated() {
           for (j, alpha) in alphas.enumerated() {
             var c = TrainConfig()
-            c.setting = "eft"; c.model.path = modelPath; c.data.train = "imagefolder:\(work)/data/train"
+            c.setting = .eft; c.model.path = modelPath; c.data.train = "imagefolder:\(work)/data/train"
             c.run.dir = "\(work)/\(cached ? "cached" : "plain")/lr\(i)-a\(j)"; c.run.epochs = epochs
             c.run.batchSize = batchSize; c.run.progress = .none; c.optim.lr = lr; c.rada.alpha = alpha
             c.data.cacheAugmentedFeatures = cached; c.data.loaderThreads = runner.threads

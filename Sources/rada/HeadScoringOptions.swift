@@ -1,6 +1,7 @@
 // Options shared by the commands that score images with class prompts and an optional head (`rada eval`,
 // `rada ttt`): prompt templates, logit scale, the head's temperature and the base/new class subset.
 import ArgumentParser
+import Data
 import Training
 
 struct HeadScoringOptions: ParsableArguments {
@@ -8,10 +9,9 @@ struct HeadScoringOptions: ParsableArguments {
   @Option(name: .customLong("logit-scale"), help: "Fixed logit scale s (linear, e.g. 100); default: the model's.")
   var logitScale: Double?
   @Option(help: "Temperature of the head's attention maps (must match the head's training).") var temperature: Double?
-  @Option(help: "base, new or all classes (CoOp's base/new split of the dataset's classes).") var subsample = "all"
+  @Option(help: "base, new or all classes (CoOp's base/new split of the dataset's classes).") var subsample = ClassSubset.all
 
   func validate() throws {
-    guard ["all", "base", "new"].contains(subsample) else { throw ValidationError("--subsample must be base, new or all.") }
     if let logitScale, !(logitScale > 0 && logitScale <= 1e6) {
       throw ValidationError("--logit-scale must be in (0, 1e6] (got \(logitScale)); CLIP's is 100.")
     }

@@ -23,7 +23,7 @@ struct Pretrain: ParsableCommand {
   @Option(help: "Optimiser steps.") var steps: Int
   @Option(name: .customLong("batch-size"), help: "Global batch size (all ranks); the contrastive loss sees all of it.") var batchSize: Int?
   @Option(help: "Learning rate (default 1e-3).") var lr: Double?
-  @Option(help: "sgd, adam or adamw (default adamw).") var optim: String?
+  @Option(help: "sgd, adam or adamw (default adamw).") var optim: OptimizerKind?
   @Option(name: .customLong("weight-decay"), help: "Weight decay (default 0.1).") var weightDecay: Double?
   @Option(name: .customLong("warmup-steps"), help: "Linear warm-up steps (default steps/10).") var warmupSteps: Int?
   @Option(help: "Seed.") var seed: Int?

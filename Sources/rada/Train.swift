@@ -2,6 +2,7 @@
 // any work starts, and runs the setting on every rank. An error on any rank ends the whole job (MPI_Abort)
 // with a message naming the rank; a signal ends it with a checkpoint and exit code 75 (resumable).
 import ArgumentParser
+import Data
 import Distributed
 import Foundation
 import Training
@@ -16,7 +17,7 @@ struct Train: ParsableCommand {
       Exit codes: 0 done, 1 error, 75 stopped by a signal after writing a checkpoint (rerun with --resume auto).
       """)
 
-  @Option(help: "eft or fft.") var setting: String?
+  @Option(help: "eft or fft.") var setting: TrainingSetting?
   @Option(help: "CLIP weights: HF folder, open_clip folder or .safetensors.") var model: String?
   @Option(help: "Training data spec.") var train: String?
   @Option(help: "Evaluation data spec (evaluated every --eval-every steps and at the end).") var eval: String?
@@ -25,11 +26,11 @@ struct Train: ParsableCommand {
   @Option(name: .customLong("set"), help: "Override a config key: --set optim.lr=1e-3 (repeatable).") var overrides: [String] = []
   @Option(help: "Resume: 'auto' continues from the newest complete checkpoint in --run-dir.") var resume: String?
 
-  @Option(help: "sgd, adam or adamw.") var optim: String?
+  @Option(help: "sgd, adam or adamw.") var optim: OptimizerKind?
   @Option(help: "Learning rate.") var lr: Double?
   @Option(help: "SGD momentum.") var momentum: Double?
   @Option(name: .customLong("weight-decay"), help: "Weight decay.") var weightDecay: Double?
-  @Option(help: "constant, cosine or dassl_cosine.") var schedule: String?
+  @Option(help: "constant, cosine or dassl_cosine.") var schedule: ScheduleKind?
   @Option(name: .customLong("warmup-steps"), help: "Linear warm-up steps (cosine).") var warmupSteps: Int?
   @Option(name: .customLong("batch-size"), help: "Global batch size (all ranks).") var batchSize: Int?
   @Option(help: "Micro-batches per step (gradient accumulation).") var accumulation: Int?
@@ -42,7 +43,7 @@ struct Train: ParsableCommand {
   @Option(name: .customLong("head-init"), help: "Start from this head (.safetensors, reference names).") var headInit: String?
   @Option(help: "Few-shot: samples per class.") var shots: Int?
   @Option(name: .customLong("split-seed"), help: "Seed of the few-shot split.") var splitSeed: Int?
-  @Option(help: "base, new or all classes (CoOp base-to-new).") var subsample: String?
+  @Option(help: "base, new or all classes (CoOp base-to-new).") var subsample: ClassSubset?
   @Flag(name: .customLong("no-augment"), help: "No random crops/flips (image features are cached).") var noAugment = false
   @Flag(name: .customLong("no-shuffle"), help: "Fixed order: step s uses positions (B·s+j) mod N.") var noShuffle = false
   @Flag(name: .customLong("skip-bad-samples"), help: "Skip unreadable images (listed in bad_samples.txt).") var skipBadSamples = false
@@ -76,8 +77,8 @@ struct Train: ParsableCommand {
     let userChoseOptimiser = optim != nil || lr != nil || weightDecay != nil
       || overrides.contains { $0.hasPrefix("optim.") && !$0.hasPrefix("optim.groups.") }
       || (config.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) }?.contains("optim:") ?? false)
-    if c.setting == "fft" && !userChoseOptimiser {
-      c.optim.name = "adamw"; c.optim.lr = 1e-5; c.optim.weightDecay = 0.1
+    if c.setting == .fft && !userChoseOptimiser {
+      c.optim.name = .adamw; c.optim.lr = 1e-5; c.optim.weightDecay = 0.1
     }
     if let model { c.model.path = model }
     if let train { c.data.train = train }
@@ -116,7 +117,7 @@ struct Train: ParsableCommand {
 
   func run() throws {
     let (config, world) = try startTraining(resolvedConfig, threads: runtime.threads)
-    if extractFeaturesOnly && (config.setting != "eft" || !config.data.augment || !config.data.cacheAugmentedFeatures) {
+    if extractFeaturesOnly && (config.setting != .eft || !config.data.augment || !config.data.cacheAugmentedFeatures) {
       if world.isCoordinator { print("rada train --extract-features-only: nothing to extract (not EFT with augmentation and the cache)") }
       return
     }
@@ -124,8 +125,8 @@ struct Train: ParsableCommand {
       var options = SessionOptions(resume: resume == "auto", featureCacheDirectory: featureCache)
       options.extractFeaturesOnly = extractFeaturesOnly
       switch config.setting {
-      case "fft": _ = try FFTSession.run(config: config, world: world, options: options)
-      default: _ = try EFTSession.run(config: config, world: world, options: options)
+      case .fft: _ = try FFTSession.run(config: config, world: world, options: options)
+      case .eft: _ = try EFTSession.run(config: config, world: world, options: options)
       }
     }
   }
@@ -184,4 +185,9 @@ func fail(_ world: Collective, _ error: Error) -> Never {
   exit(1)
 }
 
+// Typed config choices are flags too: a wrong value is refused by the parser, naming the choices.
 extension ProgressMode: ExpressibleByArgument {}
+extension TrainingSetting: ExpressibleByArgument {}
+extension OptimizerKind: ExpressibleByArgument {}
+extension ScheduleKind: ExpressibleByArgument {}
+extension ClassSubset: ExpressibleByArgument {}

@@ -157,11 +157,11 @@ final class FFTTests: XCTestCase {
 
   func fftConfig(model: String, train: String, eval: String, run: String, steps: Int) -> TrainConfig {
     var c = TrainConfig()
-    c.setting = "fft"
+    c.setting = .fft
     c.model.path = model
     c.data.train = train; c.data.eval = eval; c.data.augment = false
-    c.optim.name = "adamw"; c.optim.lr = 3e-4; c.optim.weightDecay = 0.01  // 1e-2 collapses this from-scratch model
-    c.schedule.name = "constant"
+    c.optim.name = .adamw; c.optim.lr = 3e-4; c.optim.weightDecay = 0.01  // 1e-2 collapses this from-scratch model
+    c.schedule.name = .constant
     c.run.dir = run; c.run.steps = steps; c.run.batchSize = 8; c.run.logEvery = 1000; c.run.checksumEvery = 0
     return c
   }

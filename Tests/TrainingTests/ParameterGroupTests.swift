@@ -30,12 +30,12 @@ final class ParameterGroupTests: XCTestCase {
       let entry = try XCTUnwrap(json[name] as? [String: Any]), hyper = try XCTUnwrap(entry["hyper"] as? [String: Any])
       let history = try XCTUnwrap(entry["params"] as? [[Double]]), torchLRs = try XCTUnwrap(entry["lrs"] as? [[Double]])
       var config = TrainConfig()
-      config.setting = "fft"
-      config.optim.name = name == "adamw" ? "adamw" : "sgd"
+      config.setting = .fft
+      config.optim.name = name == "adamw" ? .adamw : .sgd
       config.optim.lr = 0.5; config.optim.weightDecay = 0.7  // must not be used: both groups set their own
       config.optim.groups.image = .init(lr: 1e-3, weightDecay: 0.1)
       config.optim.groups.head = .init(lr: 2e-2, weightDecay: 0.01)
-      config.schedule.name = "cosine"; config.schedule.warmupSteps = warmup
+      config.schedule.name = .cosine; config.schedule.warmupSteps = warmup
       let betas = hyper["betas"] as? [Double] ?? [0.9, 0.999]
       let optimizerConfig = OptimizerConfig(kind: name == "adamw" ? .adamw : .sgd, momentum: Float(hyper["momentum"] as? Double ?? 0),
                                             beta1: Float(betas[0]), beta2: Float(betas[1]),
@@ -92,7 +92,7 @@ final class ParameterGroupTests: XCTestCase {
     negative.optim.groups.text.lr = -1
     XCTAssertThrowsError(try negative.validate(ranks: 1)) { XCTAssertTrue("\($0)".contains("optim.groups.text.lr"), "\($0)") }
     var eft = complete
-    eft.setting = "eft"
+    eft.setting = .eft
     XCTAssertThrowsError(try eft.validate(ranks: 1)) { XCTAssertTrue("\($0)".contains("optim.lr"), "\($0)") }
     eft.optim.groups = TrainConfig.ParameterGroups()
     XCTAssertNoThrow(try eft.validate(ranks: 1), "EFT with the default groups")
@@ -100,7 +100,7 @@ final class ParameterGroupTests: XCTestCase {
 
   func testResumeRefusesOtherGroupSettings() throws {
     var config = TrainConfig()
-    config.setting = "fft"
+    config.setting = .fft
     let saved = ResolvedParameterGroups(config).checkpointScalars
     XCTAssertEqual(saved["group/head/lr"], 2e-3)
     XCTAssertNoThrow(try ResolvedParameterGroups(config).checkResume(scalars: saved, checkpoint: "c"))

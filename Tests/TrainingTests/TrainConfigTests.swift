@@ -14,7 +14,7 @@ final class TrainConfigTests: XCTestCase {
     var c = TrainConfig()
     try c.merge(yaml: "optim:\n  lr: 0.01\n  name: sgd\nrada:\n  templates: ['a {}.', 'an image of {}']\n", source: "t")
     XCTAssertEqual(c.optim.lr, 0.01)
-    XCTAssertEqual(c.optim.name, "sgd")
+    XCTAssertEqual(c.optim.name, .sgd)
     XCTAssertEqual(c.rada.templates, ["a {}.", "an image of {}"])
     try c.apply(override: "optim.lr=2e-3")
     try c.apply(override: "run.steps=7")
@@ -52,8 +52,24 @@ final class TrainConfigTests: XCTestCase {
     XCTAssertThrowsError(try c.validate(ranks: 1)) { XCTAssertTrue("\($0)".contains("{}")) }
     c = validConfig(); c.run.epochs = 2
     XCTAssertThrowsError(try c.validate(ranks: 1)) { XCTAssertTrue("\($0)".contains("not both")) }
-    c = validConfig(); try c.apply(override: "fft.overlap=sometimes")
-    XCTAssertThrowsError(try c.validate(ranks: 1)) { XCTAssertTrue("\($0)".contains("fft.overlap"), "\($0)") }
+    // Keys with a fixed set of choices are typed: a wrong value is refused where it is set, naming the key and
+    // the choices, in YAML as in --set.
+    for (key, choices) in [("fft.overlap", "auto, always, never"), ("optim.name", "sgd, adam, adamw"),
+                           ("schedule.name", "constant, cosine, dassl_cosine"), ("rada.maskLoss", "linf, mse"),
+                           ("run.nonFinite", "stop, skip"), ("run.bestMode", "max, min"), ("setting", "eft, fft"),
+                           ("data.subsample", "all, base, new"), ("run.progress", "auto, bar, lines, none")] {
+      c = validConfig()
+      XCTAssertThrowsError(try c.apply(override: "\(key)=sometimes")) { error in
+        XCTAssertTrue("\(error)".contains("'\(key)'") && "\(error)".contains("use " + choices), "\(error)")
+      }
+      let parts = key.split(separator: ".")
+      let yaml = parts.count == 2 ? "\(parts[0]):\n  \(parts[1]): sometimes\n" : "\(key): sometimes\n"
+      XCTAssertThrowsError(try c.merge(yaml: yaml, source: "x.yaml")) { XCTAssertTrue("\($0)".contains(key), "\($0)") }
+    }
+    c = validConfig()
+    try c.apply(override: "schedule.name=dassl_cosine")
+    XCTAssertEqual(c.schedule.name, .dasslCosine)
+    XCTAssertEqual(try TrainConfig.load(yaml: c.yaml()).schedule.name, .dasslCosine, "written back as its name")
   }
 
   /// fft.overlap=auto reduces during backward only when the ranks span several nodes; always and never are obeyed.
@@ -61,11 +77,11 @@ final class TrainConfigTests: XCTestCase {
     let oneNode = LaunchLayout(rank: 1, size: 2, localRank: 1, localSize: 2, launcher: "mpirun")
     let twoNodes = LaunchLayout(rank: 1, size: 2, localRank: 0, localSize: 1, launcher: "mpirun")
     let alone = LaunchLayout(rank: 0, size: 1, localRank: 0, localSize: 1, launcher: "none")
-    XCTAssertFalse(FFTSession.overlaps("auto", layout: oneNode))
-    XCTAssertTrue(FFTSession.overlaps("auto", layout: twoNodes))
-    XCTAssertFalse(FFTSession.overlaps("auto", layout: alone))
-    XCTAssertTrue(FFTSession.overlaps("always", layout: oneNode))
-    XCTAssertFalse(FFTSession.overlaps("never", layout: twoNodes))
+    XCTAssertFalse(FFTSession.overlaps(.auto, layout: oneNode))
+    XCTAssertTrue(FFTSession.overlaps(.auto, layout: twoNodes))
+    XCTAssertFalse(FFTSession.overlaps(.auto, layout: alone))
+    XCTAssertTrue(FFTSession.overlaps(.always, layout: oneNode))
+    XCTAssertFalse(FFTSession.overlaps(.never, layout: twoNodes))
   }
 }
 
