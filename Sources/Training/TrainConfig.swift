@@ -125,6 +125,16 @@ public struct TrainConfig: Codable, Equatable {
   public var run = Run()
 
   public init() {}
+
+  /// The in-code defaults of a setting. EFT's are the reference's (Adam, lr 3.5e-3, weight decay 5e-4); FFT's
+  /// optimiser is FLYP's (AdamW, lr 1e-5, weight decay 0.1), because EFT's rate is far too large for updating the
+  /// encoders. A YAML file, flags and --set then change only what they name.
+  public static func defaults(for setting: TrainingSetting) -> TrainConfig {
+    var c = TrainConfig()
+    c.setting = setting
+    if setting == .fft { c.optim.name = .adamw; c.optim.lr = 1e-5; c.optim.weightDecay = 0.1 }
+    return c
+  }
 }
 
 public enum ConfigError: Error, CustomStringConvertible {

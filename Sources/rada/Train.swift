@@ -66,20 +66,17 @@ struct Train: ParsableCommand {
     if let resume, resume != "auto" { throw ValidationError("--resume takes 'auto' (got '\(resume)').") }
   }
 
-  /// defaults < YAML < flags < --set
+  /// The setting's defaults < YAML < flags < --set. The setting itself comes from the same sources, so it is
+  /// resolved first (on the plain defaults) and the sources are then applied to that setting's defaults.
   func resolvedConfig() throws -> TrainConfig {
-    var c = TrainConfig()
+    try applySources(to: TrainConfig.defaults(for: try applySources(to: TrainConfig()).setting))
+  }
+
+  /// YAML, then flags, then --set, on top of `base`.
+  private func applySources(to base: TrainConfig) throws -> TrainConfig {
+    var c = base
     if let config { try c.merge(file: config) }
     if let setting { c.setting = setting }
-    // The in-code optimiser defaults are the reference's EFT values (Adam, lr 3.5e-3), far too large for
-    // updating the encoders: FFT without any optimiser choice of the user's gets FLYP's (AdamW, lr 1e-5, wd 0.1).
-    // (optim.groups only adds groups on top of these.)
-    let userChoseOptimiser = optim != nil || lr != nil || weightDecay != nil
-      || overrides.contains { $0.hasPrefix("optim.") && !$0.hasPrefix("optim.groups.") }
-      || (config.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) }?.contains("optim:") ?? false)
-    if c.setting == .fft && !userChoseOptimiser {
-      c.optim.name = .adamw; c.optim.lr = 1e-5; c.optim.weightDecay = 0.1
-    }
     if let model { c.model.path = model }
     if let train { c.data.train = train }
     if let eval { c.data.eval = eval }

@@ -72,6 +72,19 @@ final class TrainConfigTests: XCTestCase {
     XCTAssertEqual(try TrainConfig.load(yaml: c.yaml()).schedule.name, .dasslCosine, "written back as its name")
   }
 
+  /// Setting-specific defaults come from the setting (FFT: FLYP's AdamW, lr 1e-5, wd 0.1); what a YAML file or
+  /// --set names changes only that key.
+  func testDefaultsComeFromTheSetting() throws {
+    XCTAssertEqual(TrainConfig.defaults(for: .eft), TrainConfig())
+    var fft = TrainConfig.defaults(for: .fft)
+    XCTAssertEqual(fft.setting, .fft)
+    XCTAssertEqual([fft.optim.lr, fft.optim.weightDecay], [1e-5, 0.1])
+    XCTAssertEqual(fft.optim.name, .adamw)
+    try fft.merge(yaml: "optim:\n  lr: 0.0001\n", source: "x.yaml")
+    XCTAssertEqual(fft.optim.name, .adamw, "setting only the lr keeps FFT's optimiser and weight decay")
+    XCTAssertEqual([fft.optim.lr, fft.optim.weightDecay], [1e-4, 0.1])
+  }
+
   /// fft.overlap=auto reduces during backward only when the ranks span several nodes; always and never are obeyed.
   func testOverlapFollowsTheLayout() {
     let oneNode = LaunchLayout(rank: 1, size: 2, localRank: 1, localSize: 2, launcher: "mpirun")
