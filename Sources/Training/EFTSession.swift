@@ -257,24 +257,22 @@ public enum EFTSession {
     let logitScale = SessionParts.logitScale(model: model, config: config)
     let imageSize = model.config.vision.imageSize
     for note in train.notes { log(note) }
-    try GlobalBatchSampler.check(datasetSize: train.count, globalBatch: config.run.batchSize, dropLast: false)
+    let plan = try RunPlan(config: config, datasetSize: train.count, rank: world.rank, ranks: world.size)
+    let sampler = plan.sampler, totalSteps = plan.totalSteps
     // Bad images are replaced inside the pixel loader (same class), so the tower never sees a failure to skip.
     let badSamples = config.data.skipBadSamples ? BadSampleLog() : nil
     let tower = TowerFeatureSource(model: model, count: train.count,
                                    loadPixels: SessionParts.pixelLoader(dataset: train, imageSize: imageSize,
                                                                         augment: config.data.augment, seed: config.run.seed,
                                                                         badSamples: badSamples))
-    let sampler = GlobalBatchSampler(datasetSize: train.count, globalBatch: config.run.batchSize,
-                                     shuffle: config.run.shuffle, seed: UInt64(config.run.seed))
-    let totalSteps = config.run.steps ?? (config.run.epochs! * sampler.stepsPerEpoch)
     // Where the step's image features come from: the tower on every augmented micro-batch, features of every
     // (epoch, sample) the run visits extracted once into the augmented cache, or (no augmentation) one feature
     // per sample. With --skip-bad-samples the tower runs per step, so bad_samples.txt lists what this run met.
     let source: ImageFeatureSource
     var towerPerStep = config.data.augment && (!config.data.cacheAugmentedFeatures || config.data.skipBadSamples)
-    let plan = config.data.augment && !towerPerStep
+    let visits = config.data.augment && !towerPerStep
       ? AugmentedFeatureCache.plan(sampler: sampler, steps: 0..<totalSteps) : [:]
-    if let tooLarge = AugmentedFeatureCache.memoryProblem(plan: plan, dim: model.config.embedDim, world: world) {
+    if let tooLarge = AugmentedFeatureCache.memoryProblem(plan: visits, dim: model.config.embedDim, world: world) {
       log("augmented feature cache not used: \(tooLarge); the tower runs on every augmented micro-batch")
       towerPerStep = true
     }
@@ -285,7 +283,7 @@ public enum EFTSession {
                                         fingerprint: modelFingerprint, dataset: train, seed: config.run.seed,
                                         maxGB: config.data.featureCacheMaxGB)
       let phase = runDirectory.file(RunDirectory.extractionFile)
-      source = try cache.prepare(plan: plan, tower: tower,
+      source = try cache.prepare(plan: visits, tower: tower,
                                  dataset: train, world: world, workers: config.data.loaderThreads, log: log,
                                  progress: { try? runDirectory.writeAtomically(RunDirectory.extractionFile, $0 + "\n") })
       if world.isCoordinator { try? FileManager.default.removeItem(atPath: phase) }
@@ -296,7 +294,7 @@ public enum EFTSession {
     }
 
     let head = try SessionParts.makeHead(config: config, dim: model.config.embedDim)
-    let microBatch = config.run.batchSize / world.size / config.run.accumulation
+    let microBatch = plan.microBatch
     let eft = try EFTModel(head: head, source: source, labels: train.samples.map(\.label), classFeatures: classFeatures,
                            classes: train.classNames.count, logitScale: logitScale, microBatch: microBatch)
     let optimizer = try Optimizer(config: optimizerConfig(config), table: head.table)
@@ -306,7 +304,7 @@ public enum EFTSession {
         + "image tower width \(model.config.vision.width) x \(model.config.vision.layers) layers")
 
     let loop = try TrainLoop(
-      world: world, model: eft, optimizer: optimizer, sampler: sampler,
+      world: world, model: eft, optimizer: optimizer, plan: plan,
       options: SessionParts.loopOptions(config: config, totalSteps: totalSteps, label: "eft", model: modelFingerprint),
       learningRate: { schedule.lr(step: $0) }, runDirectory: runDirectory, keepCheckpoints: config.run.keepCheckpoints)
     loop.log = options.log
@@ -323,11 +321,10 @@ public enum EFTSession {
     }
     if towerPerStep {
       // Decode + augment upcoming micro-batches on background threads while the step computes.
-      let accumulation = config.run.accumulation, rank = world.rank, size = world.size
+      let accumulation = plan.accumulation
       tower.prefetch(plan: { index in
-        let step = index / accumulation, micro = index % accumulation
-        let mine = GlobalBatchSampler.shard(sampler.positions(step: step), rank: rank, size: size)
-        return (Array(mine[(micro * microBatch)..<((micro + 1) * microBatch)]), sampler.epoch(ofStep: step))
+        let step = index / accumulation
+        return (plan.positions(step: step, micro: index % accumulation), plan.epoch(ofStep: step))
       }, from: loop.step * accumulation, count: totalSteps * accumulation, workers: config.data.loaderThreads,
          depth: config.data.prefetchBatches, dataset: train)
     }

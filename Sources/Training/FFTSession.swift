@@ -100,7 +100,8 @@ enum TowerSession {
       text = .captions(captions)
     }
 
-    let microBatch = config.run.batchSize / world.size / config.run.accumulation
+    let plan = try RunPlan(config: config, datasetSize: train.count, rank: world.rank, ranks: world.size)
+    let microBatch = plan.microBatch, sampler = plan.sampler, totalSteps = plan.totalSteps
     var fftOptions = FFTOptions()
     fftOptions.contrastiveWeight = withHead ? Float(config.fft.contrastiveWeight) : 1
     let groups = ResolvedParameterGroups(config)
@@ -124,9 +125,6 @@ enum TowerSession {
     }
     let optimizer = try Optimizer(config: optimizerConfig(config), table: model.table,
                                   groups: groups.optimizerGroups(table: model.table))
-    let sampler = GlobalBatchSampler(datasetSize: train.count, globalBatch: config.run.batchSize,
-                                     shuffle: config.run.shuffle, seed: UInt64(config.run.seed))
-    let totalSteps = config.run.steps ?? (config.run.epochs! * sampler.stepsPerEpoch)
     let schedule = learningRateSchedule(config, totalSteps: totalSteps, stepsPerEpoch: sampler.stepsPerEpoch)
     let bucketFloats = max(1, Int(config.fft.bucketMB * 1024 * 1024) / MemoryLayout<Float>.size)
     log("\(name): \(train.count) samples" + (withHead ? ", \(train.classNames.count) classes" : "")
@@ -135,7 +133,7 @@ enum TowerSession {
     log("parameter groups: " + groups.summary(table: model.table))
 
     let loop = try TrainLoop(
-      world: world, model: model, optimizer: optimizer, sampler: sampler,
+      world: world, model: model, optimizer: optimizer, plan: plan,
       options: SessionParts.loopOptions(config: config, totalSteps: totalSteps, label: withHead ? "fft" : "pretrain",
                                         model: modelFingerprint),
       learningRate: { schedule.lr(step: $0) }, runDirectory: runDirectory, keepCheckpoints: config.run.keepCheckpoints,

@@ -1,6 +1,6 @@
 // The training loop shared by every setting (DESIGN.md "One training step, N ranks"). Per optimiser step:
-// the sampler gives the global batch, this rank takes its contiguous slice, the model runs forward/backward on
-// each micro-batch (gradients add up), gradients are averaged across ranks (GradientReducer), a non-finite
+// the run plan gives this rank's positions of each micro-batch (RunPlan.positions), the model runs
+// forward/backward on each (gradients add up), gradients are averaged across ranks (GradientReducer), a non-finite
 // loss or gradient stops the run naming the tensor (or skips the step), the optimiser updates identical
 // replicas, and one allreduce carries the loss sums and the stop flag. The coordinator prints progress and
 // appends metrics.jsonl; checkpoints and evaluation happen on every rank together. Every rank calls every
@@ -114,7 +114,9 @@ public final class TrainLoop {
   public let world: Collective
   public let model: StepModel
   public let optimizer: Optimizer
-  public let sampler: GlobalBatchSampler
+  /// Which samples each step and micro-batch of this rank trains on.
+  public let plan: RunPlan
+  public var sampler: GlobalBatchSampler { plan.sampler }
   public let options: LoopOptions
   public let learningRate: (Int) -> Double
   public let runDirectory: RunDirectory?
@@ -136,10 +138,12 @@ public final class TrainLoop {
   public private(set) var lossHistory: [Double] = []
   private var best: (step: Int, value: Double)?
 
-  public init(world: Collective, model: StepModel, optimizer: Optimizer, sampler: GlobalBatchSampler,
+  public init(world: Collective, model: StepModel, optimizer: Optimizer, plan: RunPlan,
               options: LoopOptions, learningRate: @escaping (Int) -> Double, runDirectory: RunDirectory?,
               keepCheckpoints: Int = 3, bucketFloats: Int = 1 << 30) throws {
-    self.world = world; self.model = model; self.optimizer = optimizer; self.sampler = sampler
+    precondition(plan.ranks == world.size && plan.rank == world.rank && plan.accumulation == options.accumulation
+                   && plan.globalBatch == options.globalBatch, "TrainLoop: the plan is for another world or batch")
+    self.world = world; self.model = model; self.optimizer = optimizer; self.plan = plan
     self.options = options; self.learningRate = learningRate; self.runDirectory = runDirectory
     checkpointer = runDirectory.map { Checkpointer(directory: $0.checkpointsPath, keepLast: keepCheckpoints) }
     metrics = try runDirectory.map { try MetricsLog(path: $0.metricsPath, enabled: world.isCoordinator) }
@@ -247,23 +251,17 @@ public final class TrainLoop {
     // longer than the collective limit plus its roll call.
     let watchdog = Watchdog(seconds: options.watchdogSeconds > 0 ? 2 * options.watchdogSeconds + 10 : 0, rank: world.rank)
     defer { watchdog.stop() }
-    let localBatch = options.globalBatch / world.size
-    let microBatch = localBatch / options.accumulation
-    precondition(microBatch * options.accumulation * world.size == options.globalBatch, "batch must divide (validated earlier)")
     var intervalStart = DispatchTime.now().uptimeNanoseconds
     var intervalSteps = 0
     let grads = model.gradients
     StopSignal.loopStarted = true
     while step < options.totalSteps {
       let s = step
-      let epoch = sampler.epoch(ofStep: s)
-      let global = sampler.positions(step: s)
-      let mine = GlobalBatchSampler.shard(global, rank: world.rank, size: world.size)
+      let epoch = plan.epoch(ofStep: s)
       grads.zero()
       var sums = StepLosses(total: 0, ce: 0, maskLoss: 0)
       for micro in 0..<options.accumulation {
-        let slice = Array(mine[(micro * microBatch)..<((micro + 1) * microBatch)])
-        let part = try model.forwardBackward(positions: slice, epoch: epoch, reducer: reducer)
+        let part = try model.forwardBackward(positions: plan.positions(step: s, micro: micro), epoch: epoch, reducer: reducer)
         sums.total += part.total; sums.ce += part.ce; sums.maskLoss += part.maskLoss
         for (k, v) in part.extra { sums.extra[k, default: 0] += v }
       }

@@ -38,8 +38,10 @@ final class EFTLoopTests: XCTestCase {
     let optimizer = try Optimizer(config: OptimizerConfig(kind: .sgd), table: head.table)
     let sampler = GlobalBatchSampler(datasetSize: n, globalBatch: batch, shuffle: false, seed: 0)
     let lr = meta["lr"] as! Double
-    let loop = try TrainLoop(world: LocalCollective(), model: model, optimizer: optimizer, sampler: sampler,
-                             options: LoopOptions(totalSteps: steps ?? (meta["steps"] as! Int), globalBatch: batch,
+    let totalSteps = steps ?? (meta["steps"] as! Int)
+    let plan = RunPlan(sampler: sampler, accumulation: accumulation, rank: 0, ranks: 1, totalSteps: totalSteps)
+    let loop = try TrainLoop(world: LocalCollective(), model: model, optimizer: optimizer, plan: plan,
+                             options: LoopOptions(totalSteps: totalSteps, globalBatch: batch,
                                                   accumulation: accumulation, progress: .none),
                              learningRate: { _ in lr }, runDirectory: nil)
     return Setup(meta: meta, loop: loop, head: head)
