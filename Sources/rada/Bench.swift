@@ -35,9 +35,9 @@ struct BenchOptions: ParsableArguments {
   var only: [String] = []
 
   func validate() throws {
-    if repeats < 1 { throw ValidationError("--repeats must be at least 1 (got \(repeats)).") }
-    if warmup < 0 { throw ValidationError("--warmup must be at least 0 (got \(warmup)).") }
-    if let threads, threads < 1 { throw ValidationError("--threads must be at least 1 (got \(threads)).") }
+    try checkRange("--repeats", repeats, 1...100_000)
+    try checkRange("--warmup", warmup, 0...100_000)
+    if let threads { try checkRange("--threads", threads, 1...4096) }
   }
 
   /// Words of a measurement: "rada/head_step" + "b32 d512 k100" -> rada, head_step, b32, d512, k100.
@@ -144,6 +144,14 @@ final class BenchRunner {
       print(line)
     }
     fflush(stdout)
+  }
+}
+
+/// A count given on the command line must lie in `range` (sizes beyond it would only allocate until the process
+/// is killed, or overflow).
+func checkRange(_ flag: String, _ value: Int, _ range: ClosedRange<Int>) throws {
+  guard range.contains(value) else {
+    throw ValidationError("\(flag) must be in \(range.lowerBound)...\(range.upperBound) (got \(value)).")
   }
 }
 

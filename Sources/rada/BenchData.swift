@@ -18,6 +18,11 @@ struct BenchData: ParsableCommand {
   @OptionGroup var options: BenchOptions
   @Option(help: "Folder of test images (*.jpg, *.png); default: generate them in a temporary folder.") var images: String?
   @Option(help: "Images generated per format.") var count = 64
+
+  func validate() throws {
+    try checkRange("--count", count, 1...100_000)
+    if let loaderThreads { try checkRange("--loader-threads", loaderThreads, 1...1024) }
+  }
   @Option(help: "Loader threads of the parallel measurement (default: the cores this process may use).")
   var loaderThreads: Int?
 

@@ -44,6 +44,11 @@ struct BenchScaling: ParsableCommand {
   @Option(help: "Model.") var model = "small"
   @Option(help: "Bucket size in MB of the overlapped variant (several ranks only).") var bucketMb = 2  // fft.bucketMB's default
 
+  func validate() throws {
+    try checkRange("--batch", batch, 1...4096)
+    try checkRange("--bucket-mb", bucketMb, 1...4096)
+  }
+
   func run() throws {
     let runner = try BenchRunner(options: options)
     let config = try benchConfig(model)

@@ -24,8 +24,12 @@ struct BenchSweep: ParsableCommand {
   @Option(parsing: .upToNextOption, help: "Alphas of the sweep.") var alphas: [Double] = [0, 0.5, 1]
 
   func validate() throws {
-    guard shots >= 1, epochs >= 1, batchSize >= 1, !lrs.isEmpty, !alphas.isEmpty else {
-      throw ValidationError("--shots, --epochs and --batch-size must be >= 1, and --lrs/--alphas non-empty.")
+    try checkRange("--shots", shots, 1...10_000)
+    try checkRange("--epochs", epochs, 1...1000)
+    try checkRange("--batch-size", batchSize, 1...65_536)
+    guard !lrs.isEmpty, !alphas.isEmpty, lrs.count * alphas.count <= 1000,
+          lrs.allSatisfy({ $0.isFinite && $0 >= 0 }), alphas.allSatisfy({ $0.isFinite && $0 >= 0 }) else {
+      throw ValidationError("--lrs and --alphas take 1 to 1000 combinations of finite values >= 0.")
     }
   }
 

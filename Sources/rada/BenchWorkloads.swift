@@ -279,9 +279,9 @@ struct BenchTTT: ParsableCommand {
   @Option(help: "Confident views kept for the entropy loss (TPT keeps 10%).") var selected = 6
 
   func validate() throws {
-    guard views >= 1, classes >= 1, selected >= 1, selected <= views else {
-      throw ValidationError("--views, --classes and --selected must be >= 1, with --selected <= --views.")
-    }
+    try checkRange("--views", views, 1...4096)
+    try checkRange("--classes", classes, 1...100_000)
+    try checkRange("--selected", selected, 1...views)
   }
 
   func run() throws {

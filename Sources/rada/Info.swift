@@ -12,6 +12,8 @@ struct Info: ParsableCommand {
 
   @OptionGroup var runtime: RuntimeOptions
   @Option(help: "Matrix size for the sgemm measurement.") var gemmSize = 1024
+
+  func validate() throws { try checkRange("--gemm-size", gemmSize, 16...16_384) }
   @Flag(help: "Print one JSON object per rank instead of the table.") var json = false
 
   struct Row: Codable {

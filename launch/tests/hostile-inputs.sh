@@ -165,6 +165,8 @@ hostile "eval over a folder holding a bomb" "bomb.png" "$rada" eval --threads 1 
 hostile "tokenize --context-length 10^12" "--context-length" "$rada" tokenize --context-length 1000000000000 "a dog"
 hostile "preprocess --size 10^9" "--size" "$rada" preprocess --size 1000000000 --out out.npy "$tmp/lists/a.png"
 hostile "eval --logit-scale inf" "--logit-scale" "$rada" eval --threads 1 --model "$tiny" --data "imagefolder:$tmp/data/test" --logit-scale inf
+hostile "info --gemm-size 10^5 (a 120 GB product)" "--gemm-size" "$rada" info --gemm-size 100000
+hostile "bench ttt --views 5000" "--views" "$rada" bench ttt --views 5000
 hostile "ttt --views 10^9" "--views" "$rada" ttt --threads 1 --model "$tiny" --data "imagefolder:$tmp/data/test" --views 1000000000 \
   --run-dir "$tmp/run/t"
 hostile "zeroshot: PNG declaring 60000x60000" "bomb.png" "$rada" zeroshot --threads 1 --model "$tiny" --classes cat,dog "$tmp/bomb.png"
