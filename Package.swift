@@ -1,7 +1,8 @@
 // swift-tools-version:5.9
 // rada: RAda fine-tuning of CLIP in Swift, data-parallel over MPI.
 // Module layout (dependencies point down only, see README "Architecture"):
-//   rada (CLI) -> {Sweeps, Reports} -> Training -> {CLIP, RAda, Data, Distributed} -> {Kernels, Tensor, TextCleaning} -> {COpenBLAS, CMPI, CSupport}
+//   rada (CLI) -> {Sweeps, Reports} -> Training -> {CLIP, RAda, Data, Distributed}
+//     -> {Kernels, Tensor, TextCleaning, Imaging} -> {COpenBLAS, CMPI, CSupport}
 import PackageDescription
 
 // Hot loops need FMA/AVX code and no errno on sqrt; see README "Performance" for the portable build.
@@ -37,33 +38,35 @@ let package = Package(
     .target(name: "Kernels", dependencies: ["Tensor", "COpenBLAS", "CSupport"], swiftSettings: fastMath),
     .target(name: "Distributed", dependencies: ["Tensor", "CMPI", "CSupport"], swiftSettings: fastMath),
     .target(name: "TextCleaning", swiftSettings: fastMath),
+    // Image decoding (Pillow-exact) and CLIP's preprocessing, below both CLIP and Data.
+    .target(name: "Imaging", dependencies: ["Tensor", "CSupport"], swiftSettings: fastMath),
     .target(name: "CLIP", dependencies: ["Tensor", "Kernels", "CSupport", "TextCleaning"],
             resources: [.copy("Resources/bpe_simple_vocab_16e6.txt.gz")], swiftSettings: fastMath),
     .target(name: "RAda", dependencies: ["Tensor", "Kernels"], swiftSettings: fastMath),
-    .target(name: "Data", dependencies: ["Tensor", "CLIP", "CSupport"], swiftSettings: fastMath),
-    .target(name: "Training", dependencies: ["Tensor", "Kernels", "CLIP", "RAda", "Data", "Distributed",
+    .target(name: "Data", dependencies: ["Tensor", "Imaging", "CSupport"], swiftSettings: fastMath),
+    .target(name: "Training", dependencies: ["Tensor", "Kernels", "CLIP", "Imaging", "RAda", "Data", "Distributed",
                                              .product(name: "Yams", package: "Yams")],
             swiftSettings: fastMath),
     // Above Training: sweeps launch `rada train` runs and read their run directories; reports draw them.
-    .target(name: "Reports", dependencies: ["Training", "CLIP", "Tensor"], swiftSettings: fastMath),
+    .target(name: "Reports", dependencies: ["Training", "Imaging", "Tensor"], swiftSettings: fastMath),
     .target(name: "Sweeps", dependencies: ["Training", "Tensor", .product(name: "Yams", package: "Yams")],
             swiftSettings: fastMath),
-    .executableTarget(name: "rada", dependencies: ["Sweeps", "Reports", "Training", "Distributed", "Kernels", "CLIP", "RAda", "Data",
+    .executableTarget(name: "rada", dependencies: ["Sweeps", "Reports", "Training", "Distributed", "Kernels", "CLIP", "Imaging", "RAda", "Data",
                                                    "Tensor", "CSupport",
                                                    .product(name: "ArgumentParser", package: "swift-argument-parser")],
                       swiftSettings: fastMath),
     // Fuzz targets for every parser of untrusted input (README "Input safety"; launch/tests/fuzz.sh).
-    .executableTarget(name: "rada-fuzz", dependencies: ["Tensor", "CLIP", "Data", "Training", "Sweeps", "Reports"],
+    .executableTarget(name: "rada-fuzz", dependencies: ["Tensor", "CLIP", "Imaging", "Data", "Training", "Sweeps", "Reports"],
                       path: "Sources/RadaFuzz"),
 
     // One test target per module. Fixtures live beside the tests that read them.
     .testTarget(name: "TensorTests", dependencies: ["Tensor"], resources: [.copy("Fixtures")]),
     .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Tensor"], exclude: ["make_torch_reference.py", "fit_fast_math.py"]),
     .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Tensor"]),
-    .testTarget(name: "CLIPTests", dependencies: ["CLIP", "Kernels", "Tensor"], resources: [.copy("Fixtures")]),
+    .testTarget(name: "CLIPTests", dependencies: ["CLIP", "Imaging", "Kernels", "Tensor"], resources: [.copy("Fixtures")]),
     .testTarget(name: "RAdaTests", dependencies: ["RAda", "Kernels", "Tensor"], resources: [.copy("Fixtures")]),
-    .testTarget(name: "DataTests", dependencies: ["Data", "CLIP", "Tensor"], resources: [.copy("Fixtures")]),
-    .testTarget(name: "TrainingTests", dependencies: ["Training", "RAda", "CLIP", "Data", "Distributed", "Tensor", "Sweeps", "Reports"]),
+    .testTarget(name: "DataTests", dependencies: ["Data", "Imaging", "CLIP", "Tensor"], resources: [.copy("Fixtures")]),
+    .testTarget(name: "TrainingTests", dependencies: ["Training", "RAda", "CLIP", "Imaging", "Data", "Distributed", "Tensor", "Sweeps", "Reports"]),
     .testTarget(name: "SweepsTests", dependencies: ["Sweeps", "Training"]),
     .testTarget(name: "ReportsTests", dependencies: ["Reports", "Training"]),
   ]

@@ -3,7 +3,7 @@
 // eval transform, views 1..<V random crops + flips). The randomness is our SeededRNG seeded with
 // derivedSeed(seed, epoch, sampleIndex), so a sample's crop never depends on rank count or threads; the
 // pixels follow torchvision's resized_crop (crop, then Pillow bicubic to N x N). Output (3, N, N) per view.
-import CLIP
+import Imaging
 import Foundation
 import Tensor
 

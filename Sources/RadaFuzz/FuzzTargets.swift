@@ -5,6 +5,7 @@
 import CLIP
 import Data
 import Foundation
+import Imaging
 import Tensor
 import Reports
 import Sweeps
@@ -65,7 +66,7 @@ enum FuzzTargets {
       _ = write(data, "checkpoints/step_00000001/state.json")
       _ = try? Checkpointer(directory: scratch + "/checkpoints", keepLast: 2).verify(directory)
     }),
-    ("image", "PNG/JPEG decode through the C helpers, then preprocessing (CLIP/Image.swift, CSupport/image.c)", { data in
+    ("image", "PNG/JPEG decode through the C helpers, then preprocessing (Imaging/Image.swift, CSupport/image.c)", { data in
       guard let image = try? ImageDecoder.decode(data: data, name: "fuzz") else { return }
       var pixels = [Float](repeating: 0, count: 3 * 32 * 32)
       pixels.withUnsafeMutableBufferPointer { CLIPPreprocessor(size: 32)(image, into: $0.baseAddress!) }

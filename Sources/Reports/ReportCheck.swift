@@ -1,7 +1,7 @@
 // Checks a screenshot of a report (launch/tests/report-browser.sh): the PNG is not blank and shows the chart
 // colours. Decodes with the project's PNG decoder and counts pixels near each expected colour.
-import CLIP
 import Foundation
+import Imaging
 import Training
 
 public struct ScreenshotCheck {

@@ -6,6 +6,7 @@ import CLIP
 import Data
 import Distributed
 import Foundation
+import Imaging
 import Kernels
 import RAda
 import Tensor

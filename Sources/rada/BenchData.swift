@@ -8,6 +8,7 @@ import CLIP
 import CSupport
 import Data
 import Foundation
+import Imaging
 import Kernels
 import Tensor
 

@@ -11,6 +11,7 @@ import ArgumentParser
 import CLIP
 import Distributed
 import Foundation
+import Imaging
 import Kernels
 import RAda
 import Tensor

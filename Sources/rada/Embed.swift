@@ -5,6 +5,7 @@
 import ArgumentParser
 import CLIP
 import Foundation
+import Imaging
 import Tensor
 import Training
 

@@ -4,6 +4,7 @@
 import ArgumentParser
 import CLIP
 import Foundation
+import Imaging
 import Tensor
 import Training
 

@@ -3,8 +3,8 @@
 // listed in cmyk_cases.json). Decoded bytes are compared exactly (same libraries, same unpacking rules), and
 // the mode must be Pillow's. Broken inputs must give typed errors naming the file; valid files of a kind we
 // cannot decode must say so, never "corrupt".
-import CLIP
 import Foundation
+import Imaging
 import Tensor
 import XCTest
 

@@ -6,6 +6,7 @@
 // values should be identical; 1e-6 only allows for a different operation order).
 import CLIP
 import Foundation
+import Imaging
 import Tensor
 import XCTest
 

@@ -5,6 +5,7 @@
 // arithmetic.
 import CLIP
 import Foundation
+import Imaging
 import Tensor
 import XCTest
 @testable import Data

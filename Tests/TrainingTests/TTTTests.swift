@@ -6,6 +6,7 @@ import CLIP
 import Data
 import Distributed
 import Foundation
+import Imaging
 import RAda
 import Tensor
 import XCTest
