@@ -225,9 +225,7 @@ public struct AugmentedFeatureCache {
             info.shape[1] == dim, positionInfo.shape == [info.shape[0]] else {
         throw FeatureCacheFileError.damaged("tensor shapes do not fit (features (M, \(dim)), positions (M))")
       }
-      let matrix = FloatBuffer(count: Swift.max(1, info.count))
-      try file.read("features", into: matrix.pointer)
-      let raw = try file.floats("positions")
+      let (matrix, raw, checksumMatches) = try Self.readEpochData(file)
       let positions = raw.compactMap { value -> Int? in
         guard value.isFinite, value >= 0, value < Float(count), value == value.rounded() else { return nil }
         return Int(value)
@@ -235,9 +233,7 @@ public struct AugmentedFeatureCache {
       guard positions.count == raw.count, Set(positions).count == positions.count else {
         throw FeatureCacheFileError.damaged("positions outside 0..<\(count) or repeated")
       }
-      guard file.metadata["checksum"] == Self.checksumOf(matrix, count: info.count, positions: raw) else {
-        throw FeatureCacheFileError.damaged("checksum mismatch")
-      }
+      guard checksumMatches else { throw FeatureCacheFileError.damaged("checksum mismatch") }
       return (positions, matrix)
     } catch {
       log("warning: feature cache \(path) is damaged (\(error)); extracting its epoch again")
@@ -266,6 +262,17 @@ public struct AugmentedFeatureCache {
       log("warning: could not write the feature cache \(epochPath(epoch)) (\(error)); the run goes on with the "
           + "features in memory. Free space there or choose another --feature-cache DIR.")
     }
+  }
+
+  /// An epoch file's features (M·E) and raw positions (M), and whether they match the checksum it records
+  /// (a file without one does not match).
+  static func readEpochData(_ file: SafetensorsFile) throws -> (matrix: FloatBuffer, positions: [Float], checksumMatches: Bool) {
+    guard let info = file["features"] else { throw FeatureCacheFileError.damaged("no 'features' tensor") }
+    let matrix = FloatBuffer(count: Swift.max(1, info.count))
+    try file.read("features", into: matrix.pointer)
+    let positions = file["positions"] == nil ? [] : try file.floats("positions")
+    let recorded = file.metadata["checksum"]
+    return (matrix, positions, recorded == checksumOf(matrix, count: info.count, positions: positions))
   }
 
   /// Checksum of an epoch file's data: the features (count floats) followed by the positions.
@@ -363,14 +370,10 @@ public enum FeatureCacheListing {
     for path in files {
       do {
         let file = try SafetensorsFile(path: path)
-        guard let info = file["features"] else { problems.append("\(path): no 'features' tensor"); continue }
-        if let expected = file.metadata["checksum"] {
-          let matrix = FloatBuffer(count: Swift.max(1, info.count))
-          try file.read("features", into: matrix.pointer)
-          let positions = file["positions"] == nil ? [] : try file.floats("positions")
-          if AugmentedFeatureCache.checksumOf(matrix, count: info.count, positions: positions) != expected {
-            problems.append("\(path): checksum mismatch (damaged)")
-          }
+        guard file["features"] != nil else { problems.append("\(path): no 'features' tensor"); continue }
+        // Epoch files record a checksum; center-crop entries are checked for a readable header only.
+        if file.metadata["checksum"] != nil, try !AugmentedFeatureCache.readEpochData(file).checksumMatches {
+          problems.append("\(path): checksum mismatch (damaged)")
         }
       } catch {
         problems.append("\(path): \(error)")
