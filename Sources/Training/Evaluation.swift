@@ -1,7 +1,8 @@
 // Sharded evaluation: each rank scores its whole blocks of the evaluation set (BlockShard, so the logits are
-// the same on any number of ranks), counts are summed with one allreduce, the coordinator logs. Scores are the RAda head's logits, or zero-shot CLIP's s·f·tᵀ when no head
-// is given (the baseline with the same prompts). Reports top-1/top-5, per-class accuracy and, for up to
-// `confusionLimit` classes, the confusion counts; logits can be gathered in dataset order for `rada eval`.
+// the same on any number of ranks), counts are summed with one allreduce, the coordinator logs. Scores are the
+// RAda head's logits, or zero-shot CLIP's s·f·tᵀ when no head is given (the baseline with the same prompts).
+// Reports top-1/top-5, per-class accuracy and, for up to `confusionLimit` classes, the confusion counts; logits can
+// be gathered in dataset order for `rada eval`.
 import Data
 import Foundation
 import Distributed

@@ -346,10 +346,11 @@ public enum TTTSession {
         + (config.rada.headInit.map { ", head \($0)" } ?? ", zero-initialised head (step 0 = zero-shot CLIP)"))
     let started = Date()
     var lastReport = Date(), done = 0
-    let mine = BlockShard(count: dataset.count, blockSize: 1, world: world).positions(rank: world.rank)
     // (before, after) of every image in dataset order, on every rank. Each image adapts alone (blocks of one),
     // so the outcome does not depend on the number of ranks.
-    let all = try computeInBlocks(count: dataset.count, width: 2, blockSize: 1, world: world) { block, out in
+    let shard = BlockShard(count: dataset.count, blockSize: 1, world: world)
+    let mine = shard.positions(rank: world.rank)
+    let local = try shard.computeLocal(rank: world.rank, width: 2) { block, out in
       let position = block.lowerBound
       let image = try ImageDecoder.decode(path: dataset.samples[position].path)
       let features = encoder.encode(image, seed: options.seed, sampleIndex: position)
@@ -363,6 +364,7 @@ public enum TTTSession {
         log(String(format: "ttt: %d/%d images on rank 0 | %.2f img/s per rank", done, mine.count, rate))
       }
     }
+    let all = try shard.gather(local, width: 2, world: world)
 
     // Every rank computes the same summary.
     var predictions: [(label: Int, before: Int, after: Int)] = []
