@@ -100,16 +100,15 @@ public struct AugmentedFeatureCache {
     return visited.mapValues { $0.sorted() }
   }
 
-  /// Why the run cannot hold the features of `plan` in memory (nil: it can). Every rank holds them all, so the
-  /// ranks on a node together may use at most half of its memory.
-  public static func memoryProblem(plan: [Int: [Int]], dim: Int, world: Collective,
+  /// Why the run cannot hold `features` features of width `dim` in memory (nil: it can). Every rank holds them
+  /// all, so the ranks on a node together may use at most half of its memory.
+  public static func memoryProblem(features: Int, dim: Int, world: Collective,
                                    physicalMemory: UInt64 = ProcessInfo.processInfo.physicalMemory) -> String? {
-    let features = plan.values.reduce(0) { $0 + $1.count }
     let bytes = Double(features) * Double(dim) * 4
     let allowed = Double(physicalMemory) / 2 / Double(Swift.max(1, world.localSize))
     guard bytes > allowed else { return nil }
-    return String(format: "%d features of width %d take %.1f GB per rank, more than the %.1f GB each of the %d rank(s) "
-                  + "on this node may use (half the memory)", features, dim, bytes / 1e9, allowed / 1e9, world.localSize)
+    return "\(features) features of width \(dim) take " + String(format: "%.1f GB per rank, more than the %.1f GB",
+      bytes / 1e9, allowed / 1e9) + " each of the \(world.localSize) rank(s) on this node may use (half the memory)"
   }
 
   /// Every rank ends with the features of `plan` in memory: read from the coordinator's cache where present,

@@ -271,12 +271,15 @@ public enum EFTSession {
     // per sample. With --skip-bad-samples the tower runs per step, so bad_samples.txt lists what this run met.
     let source: ImageFeatureSource
     var towerPerStep = config.data.augment && (!config.data.cacheAugmentedFeatures || config.data.skipBadSamples)
-    let visits = config.data.augment && !towerPerStep
-      ? AugmentedFeatureCache.plan(sampler: sampler, steps: 0..<totalSteps) : [:]
-    if let tooLarge = AugmentedFeatureCache.memoryProblem(plan: visits, dim: model.config.embedDim, world: world) {
+    // Bounded before the plan is built: the run visits at most steps x B (epoch, sample) pairs.
+    let (visitBound, overflow) = totalSteps.multipliedReportingOverflow(by: plan.globalBatch)
+    if config.data.augment && !towerPerStep, let tooLarge = AugmentedFeatureCache.memoryProblem(
+         features: overflow ? Int.max : visitBound, dim: model.config.embedDim, world: world) {
       log("augmented feature cache not used: \(tooLarge); the tower runs on every augmented micro-batch")
       towerPerStep = true
     }
+    let visits = config.data.augment && !towerPerStep
+      ? AugmentedFeatureCache.plan(sampler: sampler, steps: 0..<totalSteps) : [:]
     if towerPerStep {
       source = tower
     } else if config.data.augment {

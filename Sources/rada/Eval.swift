@@ -60,7 +60,7 @@ struct Eval: ParsableCommand {
   @OptionGroup var runtime: RuntimeOptions
 
   func validate() throws {
-    if let batchSize, batchSize < 1 { throw ValidationError("--batch-size must be at least 1 (got \(batchSize)).") }
+    if let batchSize { try checkRange("--batch-size", batchSize, 1...4096) }
   }
 
   func run() throws {

@@ -22,13 +22,16 @@ final class AugmentedFeatureCacheTests: XCTestCase {
     }
   }
 
-  func testMemoryBoundCountsEveryFeatureOfThePlan() {
+  func testMemoryBoundRefusesWhatDoesNotFit() {
     let plan = [0: Array(0..<1000), 1: Array(0..<1000)]  // 2000 features x 512 x 4 bytes = 4.1 MB per rank
     let world = LocalCollective()
-    XCTAssertNil(AugmentedFeatureCache.memoryProblem(plan: plan, dim: 512, world: world, physicalMemory: 16 << 30))
-    let problem = AugmentedFeatureCache.memoryProblem(plan: plan, dim: 512, world: world, physicalMemory: 8_000_000)
+    let features = plan.values.reduce(0) { $0 + $1.count }
+    XCTAssertNil(AugmentedFeatureCache.memoryProblem(features: features, dim: 512, world: world, physicalMemory: 16 << 30))
+    let problem = AugmentedFeatureCache.memoryProblem(features: features, dim: 512, world: world, physicalMemory: 8_000_000)
     XCTAssertNotNil(problem, "4.1 MB does not fit in half of 8 MB")
     XCTAssertTrue(problem?.contains("2000 features of width 512") ?? false, problem ?? "")
+    // A step count whose product with the batch overflows is passed as Int.max: refused, not trapped.
+    XCTAssertNotNil(AugmentedFeatureCache.memoryProblem(features: Int.max, dim: 512, world: world))
   }
 
   func testEpochSourceReadsItsRowsAndRefusesWhatWasNotExtracted() throws {

@@ -167,6 +167,7 @@ hostile "preprocess --size 10^9" "--size" "$rada" preprocess --size 1000000000 -
 hostile "eval --logit-scale inf" "--logit-scale" "$rada" eval --threads 1 --model "$tiny" --data "imagefolder:$tmp/data/test" --logit-scale inf
 hostile "info --gemm-size 10^5 (a 120 GB product)" "--gemm-size" "$rada" info --gemm-size 100000
 hostile "bench ttt --views 5000" "--views" "$rada" bench ttt --views 5000
+hostile "eval --batch-size 10^9" "--batch-size" "$rada" eval --threads 1 --model "$tiny" --data "imagefolder:$tmp/data/test" --batch-size 1000000000
 hostile "ttt --views 10^9" "--views" "$rada" ttt --threads 1 --model "$tiny" --data "imagefolder:$tmp/data/test" --views 1000000000 \
   --run-dir "$tmp/run/t"
 hostile "zeroshot: PNG declaring 60000x60000" "bomb.png" "$rada" zeroshot --threads 1 --model "$tiny" --classes cat,dog "$tmp/bomb.png"
