@@ -1,7 +1,7 @@
 // Helpers the sessions and the eval/features commands share: dataset options, the pixel loader (decode, then
 // center preprocessing or seeded augmentation, with same-class replacement of unreadable images), RUN/bad_samples.txt,
 // the logit scale, the feature cache's key and folder, and the RAda head (fresh or from a file).
-// Shapes: S image size; pixels (3, S, S) per image; D the joint embedding dim.
+// Shapes: pixels (3, imageSize, imageSize) per image; D the joint embedding dim.
 import CLIP
 import Data
 import Distributed

@@ -2,8 +2,10 @@
 // Sec. 3.2; the RAda paper's TTT setting). Per test image: V views (view 0 the plain eval transform), one batched
 // frozen image-tower forward, head logits for every view, keep the ⌈p·V⌉ views of lowest prediction entropy,
 // minimise the entropy of their AVERAGED softmax with AdamW on the head for S steps, predict view 0 with the
-// adapted head, then reset the head and optimiser before the next image. The test set is sharded over ranks.
-// Shapes: V views, M kept views, D = E embedding dim, K classes, S image size.
+// adapted head, then reset the head and optimiser before the next image. The test set is sharded over ranks;
+// `TTTSetting` is this setting for the session skeleton (Session.swift), the adaptation of every image its run
+// stage. Shapes: D joint embedding dim, K classes, and TPT's own counts as the paper names them: V views, M kept
+// views, S steps (V is not the vocabulary here: TTT never touches the text tokens).
 import CLIP
 import Data
 import Distributed
@@ -264,12 +266,12 @@ public final class TestTimeAdapter {
   }
 }
 
-/// Decodes nothing, owns the pixels and the tower arena for V views: image -> V views -> features (V, E).
+/// Decodes nothing, owns the pixels and the tower arena for V views: image -> V views -> features (V, D).
 public final class TTTViewEncoder {
   public let model: CLIPModel
   public let views: Int
   let augmentation: Augmentation
-  let pixels: FloatBuffer             // (V, 3, S, S)
+  let pixels: FloatBuffer             // (V, 3, imageSize, imageSize)
   let activations: VisionActivations  // batch V, forward only
 
   public init(model: CLIPModel, views: Int) {
@@ -280,7 +282,7 @@ public final class TTTViewEncoder {
     activations = VisionActivations(config: model.config, batch: views, saving: false)
   }
 
-  /// L2-normalised features (V, E) of the views of `image` (valid until the next call).
+  /// L2-normalised features (V, D) of the views of `image` (valid until the next call).
   public func encode(_ image: DecodedImage, seed: Int, sampleIndex: Int) -> Floats {
     augmentation.tttViews(image, count: views, seed: UInt64(seed), sampleIndex: sampleIndex, into: pixels.pointer)
     model.vision.forward(pixels: pixels.readOnly, batch: views, parameters: model.parameters.readOnly,
