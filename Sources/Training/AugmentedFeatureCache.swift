@@ -5,7 +5,7 @@
 // uncached run (the tower on each augmented micro-batch) up to the tower's rounding for another batch shape:
 // losses within 1e-6 relative (launch/tests/feature-cache.sh).
 //
-// Layout: DIR/aug-KEY/epoch_00003.safetensors per epoch: `positions` (M) and `features` (M, E), rows in position
+// Layout: DIR/aug-KEY/epoch_00003.safetensors per epoch: `positions` (M) and `features` (M, D), rows in position
 // order, metadata {key, epoch, checksum of the features}. KEY = model fingerprint (shapes, weights) + dataset listing (path,
 // label, size, mtime of every file, after shots/subsample) + transform version + image size + seed. An epoch file
 // grows: a later run that visits more positions of that epoch adds them. A lock file per epoch (flock) keeps two
@@ -13,7 +13,7 @@
 // extraction keeps the epochs it finished. Only the coordinator reads and writes the cache and broadcasts what it
 // holds, so ranks on nodes with node-local caches agree by construction. Extraction is sharded in fixed global
 // blocks (BlockShard), so the features do not depend on the number of ranks.
-// Letters: N dataset size, M positions stored for an epoch, E embedding width.
+// Letters: N dataset size, M positions stored for an epoch, D joint embedding dim.
 import CLIP
 import Data
 import Distributed
@@ -24,7 +24,7 @@ import Tensor
 public final class EpochFeatureSource: ImageFeatureSource {
   public let dim: Int
   public let count: Int
-  /// epoch -> (row of each position or -1 (N), rows (M, E))
+  /// epoch -> (row of each position or -1 (N), rows (M, D))
   private var epochs: [Int: (rows: [Int32], matrix: FloatBuffer)] = [:]
 
   init(count: Int, dim: Int) { self.count = count; self.dim = dim }
@@ -263,7 +263,7 @@ public struct AugmentedFeatureCache {
     }
   }
 
-  /// An epoch file's features (M·E) and raw positions (M), and whether they match the checksum it records
+  /// An epoch file's features (M·D) and raw positions (M), and whether they match the checksum it records
   /// (a file without one does not match).
   static func readEpochData(_ file: SafetensorsFile) throws -> (matrix: FloatBuffer, positions: [Float], checksumMatches: Bool) {
     guard let info = file["features"] else { throw FeatureCacheFileError.damaged("no 'features' tensor") }

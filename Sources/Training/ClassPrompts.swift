@@ -1,6 +1,6 @@
 // Class text features for RAda and zero-shot CLIP: every class name (underscores as spaces) is put into each
 // prompt template ("a photo of a {}."), encoded by the text tower and L2-normalised; with several templates the
-// normalised embeddings are averaged and normalised again (CLIP's prompt ensembling). t (K, E).
+// normalised embeddings are averaged and normalised again (CLIP's prompt ensembling). t (K, D): K classes, D joint embedding dim.
 import CLIP
 import Tensor
 
@@ -9,7 +9,7 @@ public enum ClassPrompts {
     classNames.map { template.replacingOccurrences(of: "{}", with: $0.replacingOccurrences(of: "_", with: " ")) }
   }
 
-  /// t (K, E), rows L2-normalised.
+  /// t (K, D), rows L2-normalised.
   public static func features(model: CLIPModel, tokenizer: CLIPTokenizer, classNames: [String],
                               templates: [String]) -> FloatBuffer {
     let k = classNames.count, e = model.config.embedDim, context = model.config.text.contextLength

@@ -26,7 +26,7 @@ public struct EvalResult: Codable, Equatable {
   }
 }
 
-/// Zero-shot CLIP's scores: logits (n, K) = s · f (n, D) · t (K, D)ᵀ, with s the linear logit scale and f, t
+/// Zero-shot CLIP's scores: logits (N, K) = s · f (N, D) · t (K, D)ᵀ, with s the linear logit scale and f, t
 /// L2-normalised image and class features.
 public func zeroShotLogits(features: Floats, count: Int, classFeatures: Floats, classes: Int, dim: Int, scale: Float,
                            into logits: MutableFloats) {

@@ -1,17 +1,18 @@
 // FFT (and contrastive pretraining) as a StepModel: both CLIP towers train, plus the RAda head (FFT only).
 // Per micro-batch (FLYP, Goyal et al. 2023, with open_clip's ClipLoss(local_loss, gather_with_grad)):
-//   f (n, E) = vision(pixels) normalised;  caption features u (n, E) = t[label] (FFT: class prompts through the
-//   text tower, t (K, E)) or text(caption) (pretraining);  gather f, u over ranks -> (N, E), N = ranks·n;
-//   L = w·contrastive(f, u vs gathered, labels rank·n + i, logit_scale) + CE(head(f, t)) + α·mask loss.
-// Backward through the gather: the gradients w.r.t. the gathered (N, E) features are summed over ranks
+//   f (b, D) = vision(pixels) normalised;  caption features u (b, D) = t[label] (FFT: class prompts through the
+//   text tower, t (K, D)) or text(caption) (pretraining);  gather f, u over the R ranks -> (R·b, D);
+//   L = w·contrastive(f, u vs gathered, labels rank·b + i, logit_scale) + CE(head(f, t)) + α·mask loss.
+// Backward through the gather: the gradients w.r.t. the gathered (R·b, D) features are summed over ranks
 // (allreduce) and each rank keeps its own slice, so 2 ranks x B equal 1 rank x 2B in loss and every gradient.
-// t carries gradient into the text tower every step (exact: the K·T prompt rows are re-encoded each step, in
-// chunks of `textChunk` rows with a recomputed forward when K·T is larger). The head reads logit_scale as a
+// t carries gradient into the text tower every step (exact: the K·templates prompt rows are re-encoded each step,
+// in chunks of `textChunk` rows with a recomputed forward when there are more). The head reads logit_scale as a
 // constant; the contrastive term trains it (clamped to [0, ln 100] after each step, as open_clip).
 // Layout: our CLIP table (vision, text, logit_scale) then the head's tensors. Backward fills it from the end
 // (head and logit_scale, text blocks L-1..0, vision blocks L-1..0), so gradient buckets start their allreduce
 // while backward continues. The head keeps its own buffers (copied in/out each step; they are small).
-// Shapes: n local micro-batch, N global, E joint dim, K classes, T templates, R = K·T prompt rows.
+// Shapes: b local micro-batch (RunPlan), R ranks, D joint embedding dim, K classes, T text tokens; `rows` =
+// K·templates prompt rows (template-major).
 import CLIP
 import Distributed
 import Foundation
@@ -76,10 +77,10 @@ public final class FFTModel: StepModel {
   private let textActivations: TextActivations
   private let contrastive: ContrastiveLoss
   private let workspace: RAdaWorkspace?
-  /// (n, E) caption features of this rank; (2N, E) gathered image then caption features; their gradients.
+  /// (b, D) caption features of this rank; (2·R·b, D) gathered image then caption features; their gradients.
   private let textLocal, gathered, dGathered, dImageLocal, dTextLocal: FloatBuffer
-  // classPrompts: R = K·T rows of token ids (template-major), their embeddings (R, E), s = Σ_τ (K, E),
-  // t = normalise(s) (K, E) with norms (K); gradients dT (K, E), dRows (R, E).
+  // classPrompts: `rows` = K·templates rows of token ids (T each, template-major), their embeddings (rows, D),
+  // s = Σ_τ (K, D), t = normalise(s) (K, D) with norms (K); gradients dT (K, D), dRows (rows, D).
   private let classes: Int, templates: Int, promptRows: Int
   private let promptIds: UnsafeMutablePointer<Int32>
   private let rowEmbeds, classSum, classFeatures, classNorms, dClass, dRows: FloatBuffer
@@ -169,7 +170,7 @@ public final class FFTModel: StepModel {
 
   // MARK: Text features
 
-  /// t (K, E) from the current text tower: the R prompt rows in chunks, then Σ over templates and normalise.
+  /// t (K, D) from the current text tower: the prompt rows in chunks, then Σ over templates and normalise.
   /// Leaves the last chunk's activations in the arena (reused by backward when there is one chunk).
   private func encodeClassPrompts() {
     let e = dim, chunk = textActivations.batch, p = parameters.readOnly
@@ -183,14 +184,14 @@ public final class FFTModel: StepModel {
     if templates == 1 {
       classFeatures.pointer.update(from: rowEmbeds.readOnly, count: classes * e)
     } else {
-      // s (K, E) = Σ_τ rows of template τ;  t = s / ‖s‖ (CLIP's prompt ensembling)
+      // s (K, D) = Σ_τ rows of template τ;  t = s / ‖s‖ (CLIP's prompt ensembling)
       classSum.zero()
       for tau in 0..<templates { accumulate(classSum.pointer, rowEmbeds.readOnly + tau * classes * e, classes * e) }
       L2Normalize.forward(out: classFeatures.pointer, norms: classNorms.pointer, x: classSum.readOnly, rows: classes, dim: e)
     }
   }
 
-  /// Adds the text tower's gradients for dT (K, E) (normalised class features), mirroring `encodeClassPrompts`.
+  /// Adds the text tower's gradients for dT (K, D) (normalised class features), mirroring `encodeClassPrompts`.
   private func backwardClassPrompts(afterLayer: ((Int) -> Void)?) {
     let e = dim, chunk = textActivations.batch, p = parameters.readOnly, g = gradients.pointer
     // dRows: each template's rows get d s = normalise-backward(dT) (or dT itself with one template)
@@ -228,7 +229,7 @@ public final class FFTModel: StepModel {
     precondition(n == microBatch, "FFTModel: micro-batch \(n), planned \(microBatch) (every rank takes the same count)")
     let p = parameters.readOnly, g = gradients.pointer
 
-    // 1. images (augmented by the loader, seeded by position) -> f (n, E)
+    // 1. images (augmented by the loader, seeded by position) -> f (b, D)
     for (i, position) in positions.enumerated() {
       let values = try loadPixels(position, epoch)
       values.withUnsafeBufferPointer { (pixels.pointer + i * perImage).update(from: $0.baseAddress!, count: perImage) }
@@ -236,7 +237,7 @@ public final class FFTModel: StepModel {
     clip.vision.forward(pixels: pixels.readOnly, batch: n, parameters: p, activations: visionActivations)
     let imageLocal = visionActivations.embeds.readOnly
 
-    // 2. caption features u (n, E)
+    // 2. caption features u (b, D)
     var labels: [Int] = []
     switch text {
     case let .classPrompts(_, allLabels):
@@ -252,13 +253,13 @@ public final class FFTModel: StepModel {
       textLocal.pointer.update(from: textActivations.embeds.readOnly, count: n * e)
     }
 
-    // 3. gather (N, E) image and caption features in rank order
+    // 3. gather (R·b, D) image and caption features in rank order
     let imageGlobal = gathered.pointer, textGlobal = gathered.pointer + bigN * e
     try world.allGather(imageLocal, count: n * e, into: imageGlobal)
     try world.allGather(textLocal.readOnly, count: n * e, into: textGlobal)
 
     // 4. contrastive loss; its gradients w.r.t. the gathered features are summed over ranks (the backward of
-    //    all-gather), this rank keeps rows offset..<offset+n and adds them to its local gradients.
+    //    all-gather), this rank keeps rows offset..<offset+b and adds them to its local gradients.
     let w = options.contrastiveWeight
     dGathered.zero(); dImageLocal.zero(); dTextLocal.zero()
     let result = contrastive.compute(imageLocal: imageLocal, textLocal: textLocal.readOnly, imageGlobal: imageGlobal,

@@ -1,10 +1,10 @@
-// `rada train --setting fft`: the FFT setting end to end (FLYP-style contrastive fine-tuning of both towers
-// plus the RAda head, see FFTModel). Follows EFTSession: the coordinator prepares the run directory, every rank
-// loads the model (the coordinator's parameters are broadcast) and the datasets, the TrainLoop runs with
-// gradient buckets of config.fft.bucketMB, and evaluation REBUILDS class features with the updated text tower
-// and re-encodes the evaluation images with the updated vision tower (no feature cache: the towers change).
-// Writes RUN/model.safetensors (our open_clip names, with the config), RUN/head.safetensors and COMPLETE.
-// `TowerSession` is shared with `rada pretrain` (PretrainSession: no head, captions from the manifest).
+// `rada train --setting fft` and `rada pretrain`: the tower settings for the session skeleton (Session.swift).
+// FFT is FLYP-style contrastive fine-tuning of both towers plus the RAda head (FFTModel); pretraining is the same
+// machinery without the head, on the manifest's captions (PretrainSession). The step model trains with gradient
+// buckets of config.fft.bucketMB; evaluation REBUILDS class features with the updated text tower and re-encodes
+// the evaluation images with the updated vision tower (no feature cache: the towers change). Final files:
+// RUN/model.safetensors (our open_clip names, with the config) and RUN/head.safetensors (FFT).
+// Shapes: N samples, K classes, D joint embedding dim; b the micro-batch (RunPlan).
 import CLIP
 import Data
 import Distributed
@@ -27,7 +27,8 @@ public enum FFTSession {
   /// `gradientDumpPath`: test hook, the coordinator writes the averaged gradients of the first step there.
   public static func run(config: TrainConfig, world: Collective, options: SessionOptions,
                          gradientDumpPath: String? = nil) throws -> TrainSummary {
-    try TowerSession.run(config: config, world: world, options: options, withHead: true, gradientDumpPath: gradientDumpPath)
+    try Session.run(TowerSetting(config: config, withHead: true, gradientDumpPath: gradientDumpPath), world: world,
+                    options: options)
   }
 }
 
@@ -60,44 +61,56 @@ struct TowerEvaluation {
   }
 }
 
-/// The machinery FFT and pretraining share: run directory, model, data, FFTModel, TrainLoop, evaluation, outputs.
-enum TowerSession {
-  static func run(config: TrainConfig, world: Collective, options: SessionOptions, withHead: Bool,
-                  gradientDumpPath: String?) throws -> TrainSummary {
-    let log: (String) -> Void = { if world.isCoordinator { options.log($0) } }
-    try config.validate(ranks: world.size)
-    let name = withHead ? "rada train (fft)" : "rada pretrain"
+/// What FFT and pretraining give the skeleton: the training set (labelled for FFT, captioned for pretraining),
+/// FFTModel on both towers (and the head), the tower evaluation and the final model (and head).
+final class TowerSetting: TrainerSetting {
+  let config: TrainConfig
+  let withHead: Bool
+  /// Test hook: the coordinator writes the averaged gradients of the first step there.
+  let gradientDumpPath: String?
+  var name: String { withHead ? "rada train (fft)" : "rada pretrain" }
+  var trainer: Trainer?
+  private var train: Dataset?
+  private var evalDataset: Dataset?
+  /// Built with the trainer; evaluation and the final files use them.
+  private var model: FFTModel?
+  private var tokenizer: CLIPTokenizer?
 
-    // Load, then agree across ranks (config, model, datasets, binary) before any broadcast (see EFTSession).
+  init(config: TrainConfig, withHead: Bool, gradientDumpPath: String?) {
+    self.config = config; self.withHead = withHead; self.gradientDumpPath = gradientDumpPath
+  }
+
+  func prepare() throws -> SessionInputs {
     let clip = try CLIPModel.load(path: config.model.path)
     let train = try DatasetSpec.load(config.data.train, options: try SessionParts.datasetOptions(config, forTraining: true))
     let evalDataset = try config.data.eval.map {
       try DatasetSpec.load($0, options: try SessionParts.datasetOptions(config, forTraining: false))
     }
-    let modelFingerprint = ModelFingerprint(model: clip)
-    try RunFingerprint.agree(world: world, config: config, model: clip, fingerprint: modelFingerprint,
-                             datasets: [(train, "train")] + (evalDataset.map { [($0, "eval")] } ?? []))
-    let runDirectory = try SessionParts.prepareRunDirectory(config: config, world: world, resume: options.resume,
-                                                            model: modelFingerprint, header: "# \(name)\n")
-    try StopSignal.stopIfBeforeFirstStep()
-    try world.broadcast(clip.parameters.pointer, count: clip.parameters.count, root: 0)
-    let tokenizer = try CLIPTokenizer()
-    let text: FFTText
-    var head: RAdaHead?
     if withHead {
       guard train.isLabeled, !train.classNames.isEmpty else {
         throw DataError.badSpec(spec: config.data.train, reason: "FFT needs a labelled dataset with at least one class")
       }
+    } else if let missing = train.samples.firstIndex(where: { ($0.caption ?? "").isEmpty }) {
+      throw DataError.badSpec(spec: config.data.train, reason: "sample \(missing) (\(train.samples[missing].path)) has no "
+                              + "caption; pretraining needs a manifest with a path,caption header")
+    }
+    self.train = train; self.evalDataset = evalDataset
+    return SessionInputs(model: clip, fingerprint: ModelFingerprint(model: clip),
+                         datasets: [(train, "train")] + (evalDataset.map { [($0, "eval")] } ?? []))
+  }
+
+  func makeTrainer(_ session: SessionContext) throws -> Trainer? {
+    guard let train else { return nil }
+    let clip = session.inputs.model, world = session.world, log = session.log
+    let tokenizer = try CLIPTokenizer()
+    let text: FFTText
+    var head: RAdaHead?
+    if withHead {
       text = .classPrompts(prompts: config.rada.templates.map { ClassPrompts.prompts(classNames: train.classNames, template: $0) },
                            labels: train.samples.map(\.label))
       head = try SessionParts.makeHead(config: config, dim: clip.config.embedDim)
     } else {
-      let captions = train.samples.map { $0.caption ?? "" }
-      if let missing = train.samples.firstIndex(where: { ($0.caption ?? "").isEmpty }) {
-        throw DataError.badSpec(spec: config.data.train, reason: "sample \(missing) (\(train.samples[missing].path)) has no "
-                                + "caption; pretraining needs a manifest with a path,caption header")
-      }
-      text = .captions(captions)
+      text = .captions(train.samples.map { $0.caption ?? "" })
     }
 
     let plan = try RunPlan(config: config, datasetSize: train.count, rank: world.rank, ranks: world.size)
@@ -132,16 +145,13 @@ enum TowerSession {
         + "accumulation, \(totalSteps) steps, \(model.table.trainableCount) trainable parameters")
     log("parameter groups: " + groups.summary(table: model.table))
 
-    let loop = try TrainLoop(
-      world: world, model: model, optimizer: optimizer, plan: plan,
-      options: SessionParts.loopOptions(config: config, totalSteps: totalSteps, label: withHead ? "fft" : "pretrain",
-                                        model: modelFingerprint),
-      learningRate: { schedule.lr(step: $0) }, runDirectory: runDirectory, keepCheckpoints: config.run.keepCheckpoints,
-      bucketFloats: bucketFloats)
-    loop.log = options.log
-    loop.parameterGroups = (groups, groups.learningRates(config, totalSteps: totalSteps, stepsPerEpoch: sampler.stepsPerEpoch))
+    let trainer = try Trainer(session: session, config: config, model: model, optimizer: optimizer, plan: plan,
+                              learningRate: { schedule.lr(step: $0) }, label: withHead ? "fft" : "pretrain", train: train,
+                              badSamples: badSamples, bucketFloats: bucketFloats)
+    trainer.loop.parameterGroups = (groups, groups.learningRates(config, totalSteps: totalSteps,
+                                                                 stepsPerEpoch: sampler.stepsPerEpoch))
     if world.size > 1 {
-      let reduction = loop.gradientReduction
+      let reduction = trainer.loop.gradientReduction
       let how = !fftOptions.overlapCommunication
         ? (config.run.accumulation > 1 ? "after backward (gradient accumulation)"
            : config.fft.overlap == .never ? "after backward (fft.overlap: never)"
@@ -149,34 +159,29 @@ enum TowerSession {
         : (reduction.progressThread ? "during backward on a progress thread" : "during backward, polled between layers")
       log("gradient allreduce: \(reduction.buckets) bucket(s) of up to \(config.fft.bucketMB) MB, \(how)")
     }
-    try loop.broadcastState()
-    if options.resume, try SessionParts.resumeIsComplete(loop, totalSteps: totalSteps, runDirectory: runDirectory, log: log) {
-      return TrainSummary(steps: loop.step, finalMetrics: [:], lossHistory: [])
-    }
+    self.model = model; self.tokenizer = tokenizer
+    return trainer
+  }
 
-    if let evalSpec = config.data.eval, let evalDataset {
-      let evaluation = TowerEvaluation(dataset: evalDataset, templates: config.rada.templates, tokenizer: tokenizer)
-      guard evaluation.dataset.isLabeled else {
-        throw DataError.badSpec(spec: evalSpec, reason: "evaluation needs a labelled dataset (classes)")
-      }
-      loop.evaluate = { _ in try evaluation.metrics(model: model, headLogitScale: fftOptions.fixedHeadLogitScale, world: world) }
+  func evaluation(_ session: SessionContext) throws -> ((Int) throws -> [String: Double])? {
+    guard let evalSpec = config.data.eval, let evalDataset, let model, let tokenizer else { return nil }
+    let evaluation = TowerEvaluation(dataset: evalDataset, templates: config.rada.templates, tokenizer: tokenizer)
+    guard evaluation.dataset.isLabeled else {
+      throw DataError.badSpec(spec: evalSpec, reason: "evaluation needs a labelled dataset (classes)")
     }
-    try loop.run()
-    let final = try loop.finish()
-    try SessionParts.writeBadSamples(badSamples, dataset: train, world: world, runDirectory: runDirectory, log: log)
-    if world.isCoordinator {
-      model.syncModules()
-      try clip.save(path: runDirectory.file("model.safetensors"))
-      if let headFile = model.checkpointFiles()["head.safetensors"] {
-        try SafetensorsWriter.write(headFile, metadata: ["format": "pt"], to: runDirectory.file("head.safetensors"))
-      }
-      var summary: [String: Any] = ["steps": loop.step]
-      for (k, v) in final { summary[k] = v }
-      try runDirectory.writeAtomically("COMPLETE", String(decoding: try JSONSerialization.data(
-        withJSONObject: summary, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self) + "\n")
-      log("done: \(loop.step) steps; model saved to \(runDirectory.file("model.safetensors"))"
-          + (withHead ? ", head to \(runDirectory.file("head.safetensors"))" : ""))
+    let world = session.world, headLogitScale = config.model.logitScale.map { Float(Foundation.log($0)) }
+    return { _ in try evaluation.metrics(model: model, headLogitScale: headLogitScale, world: world) }
+  }
+
+  func writeFinalFiles(_ session: SessionContext, trainer: Trainer) throws -> String {
+    guard let model else { return "" }
+    let runDirectory = session.runDirectory
+    model.syncModules()
+    try model.clip.save(path: runDirectory.file("model.safetensors"))
+    if let headFile = model.checkpointFiles()["head.safetensors"] {
+      try SafetensorsWriter.write(headFile, metadata: ["format": "pt"], to: runDirectory.file("head.safetensors"))
     }
-    return TrainSummary(steps: loop.step, finalMetrics: final, lossHistory: loop.lossHistory)
+    return "done: \(trainer.loop.step) steps; model saved to \(runDirectory.file("model.safetensors"))"
+      + (withHead ? ", head to \(runDirectory.file("head.safetensors"))" : "")
   }
 }

@@ -1,7 +1,8 @@
-// Where a step's image features come from. EFT trains the head on L2-normalised image features f (n, D):
-// either computed per step by the frozen image tower on augmented images (`TowerFeatureSource`, built in
-// Training/EFTSetup.swift), or read from a precomputed matrix (the on-disk feature cache when augmentation is
-// off, and tests). Positions are dataset indices; the epoch seeds augmentation.
+// Where a step's image features come from. EFT trains the head on L2-normalised image features f (b, D), b the
+// micro-batch and D the joint embedding dim: either computed per step by the frozen image tower on augmented
+// images (`TowerFeatureSource`, built by EFTSetting in Training/EFTSession.swift), or read from a precomputed
+// matrix (the on-disk feature cache when augmentation is off, and tests). Positions are dataset indices; the
+// epoch seeds augmentation.
 import Tensor
 
 public protocol ImageFeatureSource: AnyObject {

@@ -3,7 +3,8 @@
 // weight decay (torch param group with weight_decay 0). Parameter groups (torch's param_groups) give sets of
 // entries their own weight decay and, per step, their own learning rate; without groups every entry is in one.
 // State (step count, moment buffers) is public so that checkpoints can save and restore it; groups do not change
-// its layout or meaning. Buffers: parameters, gradients, firstMoment, secondMoment all (N).
+// its layout or meaning. Buffers: parameters, gradients, firstMoment, secondMoment all one float per
+// parameter of the table.
 import Foundation
 import Kernels
 import Tensor
@@ -67,9 +68,9 @@ public final class Optimizer {
   public let groups: [OptimizerGroup]
   /// Steps taken so far (torch's `state['step']`, the same for every tensor here).
   public private(set) var stepCount = 0
-  /// SGD momentum buffer or Adam exp_avg (N); empty for plain SGD.
+  /// SGD momentum buffer or Adam exp_avg (one per parameter); empty for plain SGD.
   public let firstMoment: FloatBuffer
-  /// Adam exp_avg_sq (N); empty for SGD.
+  /// Adam exp_avg_sq (one per parameter); empty for SGD.
   public let secondMoment: FloatBuffer
 
   public init(config: OptimizerConfig, table: ParameterTable, groups: [OptimizerGroup]? = nil) throws {

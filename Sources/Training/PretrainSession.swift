@@ -26,6 +26,7 @@ public enum PretrainSession {
 
   public static func run(config: TrainConfig, world: Collective, options: SessionOptions,
                          gradientDumpPath: String? = nil) throws -> TrainSummary {
-    try TowerSession.run(config: config, world: world, options: options, withHead: false, gradientDumpPath: gradientDumpPath)
+    try Session.run(TowerSetting(config: config, withHead: false, gradientDumpPath: gradientDumpPath), world: world,
+                    options: options)
   }
 }

@@ -2,8 +2,10 @@
 // Sec. 3.2; the RAda paper's TTT setting). Per test image: V views (view 0 the plain eval transform), one batched
 // frozen image-tower forward, head logits for every view, keep the ⌈p·V⌉ views of lowest prediction entropy,
 // minimise the entropy of their AVERAGED softmax with AdamW on the head for S steps, predict view 0 with the
-// adapted head, then reset the head and optimiser before the next image. The test set is sharded over ranks.
-// Shapes: V views, M kept views, D = E embedding dim, K classes, S image size.
+// adapted head, then reset the head and optimiser before the next image. The test set is sharded over ranks;
+// `TTTSetting` is this setting for the session skeleton (Session.swift), the adaptation of every image its run
+// stage. Shapes: D joint embedding dim, K classes, and TPT's own counts as the paper names them: V views, M kept
+// views, S steps (V is not the vocabulary here: TTT never touches the text tokens).
 import CLIP
 import Data
 import Distributed
@@ -264,12 +266,12 @@ public final class TestTimeAdapter {
   }
 }
 
-/// Decodes nothing, owns the pixels and the tower arena for V views: image -> V views -> features (V, E).
+/// Decodes nothing, owns the pixels and the tower arena for V views: image -> V views -> features (V, D).
 public final class TTTViewEncoder {
   public let model: CLIPModel
   public let views: Int
   let augmentation: Augmentation
-  let pixels: FloatBuffer             // (V, 3, S, S)
+  let pixels: FloatBuffer             // (V, 3, imageSize, imageSize)
   let activations: VisionActivations  // batch V, forward only
 
   public init(model: CLIPModel, views: Int) {
@@ -280,7 +282,7 @@ public final class TTTViewEncoder {
     activations = VisionActivations(config: model.config, batch: views, saving: false)
   }
 
-  /// L2-normalised features (V, E) of the views of `image` (valid until the next call).
+  /// L2-normalised features (V, D) of the views of `image` (valid until the next call).
   public func encode(_ image: DecodedImage, seed: Int, sampleIndex: Int) -> Floats {
     augmentation.tttViews(image, count: views, seed: UInt64(seed), sampleIndex: sampleIndex, into: pixels.pointer)
     model.vision.forward(pixels: pixels.readOnly, batch: views, parameters: model.parameters.readOnly,
@@ -304,27 +306,36 @@ public enum TTTSession {
   /// headInit}, run.dir and run.seed; `options` the TTT settings.
   public static func run(config: TrainConfig, options: TTTOptions, world: Collective,
                          log: @escaping (String) -> Void = { print($0); fflush(stdout) }) throws -> TTTSummary {
-    let say: (String) -> Void = { if world.isCoordinator { log($0) } }
+    var session = SessionOptions()
+    session.log = log
+    return try Session.run(TTTSetting(config: config, options: options), world: world, options: session)
+  }
+}
+
+/// What TTT gives the skeleton: the test set, a run directory that must not hold results yet, the adapter, the
+/// per-image adaptation as its run stage, the accuracies before/after, and predictions.csv + metrics.jsonl.
+final class TTTSetting: SessionSetting {
+  let config: TrainConfig
+  let options: TTTOptions
+  private var dataset: Dataset?
+  private var adapter: TestTimeAdapter?
+  private var encoder: TTTViewEncoder?
+  /// (before, after) of every image in dataset order, on every rank.
+  private var outcomes: FloatBuffer?
+  private var seconds = 0.0
+  private var summary = TTTSummary(count: 0, zeroShotTop1: nil, tttTop1: nil, changed: 0, predictions: [])
+
+  init(config: TrainConfig, options: TTTOptions) { self.config = config; self.options = options }
+
+  func validate(ranks: Int) throws {
     try options.validate()
     guard let spec = config.data.eval, !spec.isEmpty else { throw TTTError.badOption("--data is required") }
-    let runDirectory = RunDirectory(path: config.run.dir)
-    var failure = ""
-    if world.isCoordinator {
-      if FileManager.default.fileExists(atPath: runDirectory.metricsPath) {
-        failure = TTTError.runExists(config.run.dir).description
-      } else {
-        do { try FileManager.default.createDirectory(atPath: config.run.dir, withIntermediateDirectories: true) }
-        catch { failure = "\(RunDirectoryError.cannotCreate(config.run.dir, reason: error.localizedDescription))" }
-      }
-    }
-    failure = try world.broadcast(string: failure, root: 0)
-    if !failure.isEmpty { throw ConfigError.invalid(failure) }
+  }
 
+  func prepare() throws -> SessionInputs {
+    let spec = config.data.eval ?? ""
     let model = try CLIPModel.load(path: config.model.path)
     let dataset = try DatasetSpec.load(spec, options: try SessionParts.datasetOptions(config, forTraining: false))
-    try RunFingerprint.agree(world: world, config: config, model: model, fingerprint: ModelFingerprint(model: model),
-                             datasets: [(dataset, "eval")])  // before the broadcast (issue 15)
-    try world.broadcast(model.parameters.pointer, count: model.parameters.count, root: 0)
     guard !dataset.classNames.isEmpty else {
       throw DataError.badSpec(spec: spec, reason: "test-time training needs the class names of the dataset")
     }
@@ -332,22 +343,43 @@ public enum TTTSession {
     for (i, sample) in dataset.samples.enumerated() where sample.label >= k {
       throw TTTError.labelOutOfRange(index: i, label: sample.label, classes: k, spec: spec)
     }
+    self.dataset = dataset
+    return SessionInputs(model: model, fingerprint: ModelFingerprint(model: model), datasets: [(dataset, "eval")])
+  }
+
+  /// A folder that already holds results (metrics.jsonl) is refused; TTT has no resume.
+  func claimRunDirectory(_ runDirectory: RunDirectory, inputs: SessionInputs, resume: Bool) throws {
+    if FileManager.default.fileExists(atPath: runDirectory.metricsPath) { throw TTTError.runExists(runDirectory.path) }
+    do { try FileManager.default.createDirectory(atPath: runDirectory.path, withIntermediateDirectories: true) }
+    catch { throw RunDirectoryError.cannotCreate(runDirectory.path, reason: error.localizedDescription) }
+  }
+
+  func build(_ session: SessionContext) throws -> Bool {
+    guard let dataset else { return false }
+    let model = session.inputs.model, k = dataset.classNames.count
     let tokenizer = try CLIPTokenizer()
     let classFeatures = ClassPrompts.features(model: model, tokenizer: tokenizer, classNames: dataset.classNames,
                                               templates: config.rada.templates)
     let head = try SessionParts.makeHead(config: config, dim: model.config.embedDim)
-    try world.broadcast(head.parameters.pointer, count: head.parameters.count, root: 0)
-    let adapter = try TestTimeAdapter(head: head, classFeatures: classFeatures, classes: k,
-                                      logitScale: SessionParts.logitScale(model: model, config: config), options: options)
-    let encoder = TTTViewEncoder(model: model, views: options.views)
+    try session.world.broadcast(head.parameters.pointer, count: head.parameters.count, root: 0)
+    adapter = try TestTimeAdapter(head: head, classFeatures: classFeatures, classes: k,
+                                  logitScale: SessionParts.logitScale(model: model, config: config), options: options)
+    encoder = TTTViewEncoder(model: model, views: options.views)
+    session.log("rada ttt: \(dataset.count) images, \(k) classes, \(session.world.size) rank(s); \(options.views) views, keep "
+                + "\(options.keptViews), \(options.steps) step(s) of AdamW lr \(options.lr)"
+                + (config.rada.headInit.map { ", head \($0)" } ?? ", zero-initialised head (step 0 = zero-shot CLIP)"))
+    return true
+  }
 
-    say("rada ttt: \(dataset.count) images, \(k) classes, \(world.size) rank(s); \(options.views) views, keep "
-        + "\(options.keptViews), \(options.steps) step(s) of AdamW lr \(options.lr)"
-        + (config.rada.headInit.map { ", head \($0)" } ?? ", zero-initialised head (step 0 = zero-shot CLIP)"))
+  func resume(_ session: SessionContext) throws -> Bool { false }
+
+  /// Adapts on every test image of this rank's shard, then gathers (before, after) of all images on every rank.
+  func run(_ session: SessionContext) throws {
+    guard let dataset, let adapter, let encoder else { return }
+    let world = session.world, options = self.options
     let started = Date()
     var lastReport = Date(), done = 0
-    // (before, after) of every image in dataset order, on every rank. Each image adapts alone (blocks of one),
-    // so the outcome does not depend on the number of ranks.
+    // Each image adapts alone (blocks of one), so the outcome does not depend on the number of ranks.
     let shard = BlockShard(count: dataset.count, blockSize: 1, world: world)
     let mine = shard.positions(rank: world.rank)
     let local = try shard.computeLocal(rank: world.rank, width: 2) { block, out in
@@ -358,19 +390,23 @@ public enum TTTSession {
       out[0] = Float(outcome.before)
       out[1] = Float(outcome.after)
       done += 1
-      if world.isCoordinator && Date().timeIntervalSince(lastReport) > 10 {
+      if Date().timeIntervalSince(lastReport) > 10 {
         lastReport = Date()
         let rate = Double(done) / Date().timeIntervalSince(started)
-        log(String(format: "ttt: %d/%d images on rank 0 | %.2f img/s per rank", done, mine.count, rate))
+        session.log(String(format: "ttt: %d/%d images on rank 0 | %.2f img/s per rank", done, mine.count, rate))
       }
     }
-    let all = try shard.gather(local, width: 2, world: world)
+    outcomes = try shard.gather(local, width: 2, world: world)
+    seconds = Date().timeIntervalSince(started)
+  }
 
-    // Every rank computes the same summary.
+  /// Accuracy before and after adaptation (labelled images only); every rank computes the same summary.
+  func evaluate(_ session: SessionContext) throws -> [String: Double] {
+    guard let dataset, let outcomes else { return [:] }
     var predictions: [(label: Int, before: Int, after: Int)] = []
     var labelled = 0, correctBefore = 0, correctAfter = 0, changed = 0
     for (i, sample) in dataset.samples.enumerated() {
-      let before = Int(all[2 * i]), after = Int(all[2 * i + 1])
+      let before = Int(outcomes[2 * i]), after = Int(outcomes[2 * i + 1])
       predictions.append((sample.label, before, after))
       if before != after { changed += 1 }
       if sample.label >= 0 {
@@ -379,28 +415,36 @@ public enum TTTSession {
         if after == sample.label { correctAfter += 1 }
       }
     }
-    let seconds = Date().timeIntervalSince(started)
-    let summary = TTTSummary(count: dataset.count,
-                             zeroShotTop1: labelled > 0 ? Double(correctBefore) / Double(labelled) : nil,
-                             tttTop1: labelled > 0 ? Double(correctAfter) / Double(labelled) : nil,
-                             changed: changed, predictions: predictions)
-    if world.isCoordinator {
-      var csv = "index,label,before,after\n"
-      for (i, p) in predictions.enumerated() { csv += "\(i),\(p.label),\(p.before),\(p.after)\n" }
-      try runDirectory.writeAtomically("predictions.csv", csv)
-      var metrics: [String: Any] = ["ttt/count": dataset.count, "ttt/changed": changed, "ttt/views": options.views,
-                                    "ttt/kept": options.keptViews, "ttt/steps": options.steps,
-                                    "ttt/lr": Double(options.lr), "ttt/ranks": world.size, "time": seconds]
-      if let z = summary.zeroShotTop1, let a = summary.tttTop1 { metrics["zeroshot/top1"] = z; metrics["ttt/top1"] = a }
-      try MetricsLog(path: runDirectory.metricsPath, enabled: true).append(metrics)
-      let accuracy = summary.tttTop1.map { a in
-        String(format: "top-1 %.2f%% before adaptation -> %.2f%% after (%+.2f)", 100 * summary.zeroShotTop1!, 100 * a,
-               100 * (a - summary.zeroShotTop1!))
-      } ?? "unlabelled data, no accuracy"
-      log("ttt done: \(dataset.count) images, \(accuracy); \(changed) prediction(s) changed; "
-          + String(format: "%.1f s (%.2f img/s)", seconds, Double(dataset.count) / Swift.max(seconds, 1e-9)))
-      log("wrote \(runDirectory.file("predictions.csv")) and \(runDirectory.metricsPath)")
-    }
-    return summary
+    summary = TTTSummary(count: dataset.count,
+                         zeroShotTop1: labelled > 0 ? Double(correctBefore) / Double(labelled) : nil,
+                         tttTop1: labelled > 0 ? Double(correctAfter) / Double(labelled) : nil,
+                         changed: changed, predictions: predictions)
+    guard let before = summary.zeroShotTop1, let after = summary.tttTop1 else { return [:] }
+    return ["zeroshot/top1": before, "ttt/top1": after]
   }
+
+  /// RUN/predictions.csv (index, label, before, after) and one metrics.jsonl line.
+  func finish(_ session: SessionContext, metrics: [String: Double]) throws -> (complete: [String: Any], done: String) {
+    var complete: [String: Any] = ["ttt/count": summary.count, "ttt/changed": summary.changed, "ttt/views": options.views,
+                                   "ttt/kept": options.keptViews, "ttt/steps": options.steps,
+                                   "ttt/lr": Double(options.lr), "ttt/ranks": session.world.size]
+    for (key, value) in metrics { complete[key] = value }
+    guard session.world.isCoordinator else { return (complete, "") }
+    let runDirectory = session.runDirectory
+    var csv = "index,label,before,after\n"
+    for (i, p) in summary.predictions.enumerated() { csv += "\(i),\(p.label),\(p.before),\(p.after)\n" }
+    try runDirectory.writeAtomically("predictions.csv", csv)
+    var line = complete
+    line["time"] = seconds
+    try MetricsLog(path: runDirectory.metricsPath, enabled: true).append(line)
+    let accuracy = summary.tttTop1.map { a in
+      let z = summary.zeroShotTop1 ?? 0
+      return String(format: "top-1 %.2f%% before adaptation -> %.2f%% after (%+.2f)", 100 * z, 100 * a, 100 * (a - z))
+    } ?? "unlabelled data, no accuracy"
+    session.log("ttt done: \(summary.count) images, \(accuracy); \(summary.changed) prediction(s) changed; "
+                + String(format: "%.1f s (%.2f img/s)", seconds, Double(summary.count) / Swift.max(seconds, 1e-9)))
+    return (complete, "wrote \(runDirectory.file("predictions.csv")) and \(runDirectory.metricsPath)")
+  }
+
+  func outcome() -> TTTSummary { summary }
 }

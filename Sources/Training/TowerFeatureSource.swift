@@ -8,7 +8,7 @@ import Distributed
 import Foundation
 import Tensor
 
-/// Loads the preprocessed pixels (3, S, S) of dataset position `position` for `epoch`.
+/// Loads the preprocessed pixels (3, imageSize, imageSize) of dataset position `position` for `epoch`.
 public typealias PixelLoader = (_ position: Int, _ epoch: Int) throws -> [Float]
 
 public final class TowerFeatureSource: ImageFeatureSource {
@@ -100,7 +100,7 @@ public final class TowerFeatureSource: ImageFeatureSource {
     embeds.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: embeds.count) }
   }
 
-  /// Every sample's features (N, E), computed once across the ranks and cached at `cachePath` (nil: no disk
+  /// Every sample's features (N, D), computed once across the ranks and cached at `cachePath` (nil: no disk
   /// cache). Only the coordinator writes the cache; every rank reads it when present. `key` must change whenever
   /// the model, the dataset or the transform changes. `block` images go through the tower at once; blocks are
   /// fixed global ranges (BlockShard), so the features are bit-identical on any number of ranks for one `block`

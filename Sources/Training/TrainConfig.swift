@@ -326,10 +326,6 @@ extension TrainConfig {
     var counts: [(String, Int, ClosedRange<Int>)] = []
     counts.append(("run.seed", run.seed, 0...int32))
     counts.append(("data.splitSeed", data.splitSeed, 0...int32))
-    counts.append(("run.batchSize", run.batchSize, 1...(1 << 24)))
-    counts.append(("run.accumulation", run.accumulation, 1...(1 << 16)))
-    counts.append(("run.steps", run.steps ?? 0, 0...big))
-    counts.append(("run.epochs", run.epochs ?? 0, 0...(1 << 20)))
     counts.append(("run.evalEvery", run.evalEvery, 0...big))
     counts.append(("run.checkpointEvery", run.checkpointEvery, 0...big))
     counts.append(("run.logEvery", run.logEvery, 0...big))
@@ -344,6 +340,8 @@ extension TrainConfig {
     where !range.contains(value) {
       throw bad(key, value, "must be a whole number in \(range.lowerBound)...\(range.upperBound)")
     }
+    // The batch layout (batch, accumulation, ranks, --steps or --epochs): checked where the run plan is built.
+    _ = try RunPlan.Layout(config: self, ranks: ranks)
     guard optim.weightDecay >= 0 else { throw bad("optim.weightDecay", optim.weightDecay, "must be >= 0") }
     guard optim.momentum >= 0 && optim.momentum < 1 else { throw bad("optim.momentum", optim.momentum, "must be in [0, 1)") }
     guard schedule.warmupSteps >= 0, schedule.warmupEpochs >= 0 else {
@@ -356,16 +354,6 @@ extension TrainConfig {
       throw bad("rada.templates", t, "a template needs {} where the class name goes, e.g. \"a photo of a {}.\"")
     }
     if let shots = data.shots, shots < 1 { throw bad("data.shots", shots, "must be >= 1") }
-    guard run.batchSize >= 1 else { throw bad("run.batchSize", run.batchSize, "must be >= 1") }
-    guard run.accumulation >= 1 else { throw bad("run.accumulation", run.accumulation, "must be >= 1") }
-    guard let perStep = Checked.multiply(ranks, run.accumulation), run.batchSize % perStep == 0 else {
-      throw bad("run.batchSize", run.batchSize, "the global batch must divide over \(ranks) rank(s) x \(run.accumulation) "
-                + "accumulation step(s); use a multiple of \(Checked.multiply(ranks, run.accumulation).map(String.init) ?? "their product")")
-    }
-    if let steps = run.steps, steps < 0 { throw bad("run.steps", steps, "must be >= 0") }
-    if let epochs = run.epochs, epochs < 0 { throw bad("run.epochs", epochs, "must be >= 0") }
-    guard run.steps != nil || run.epochs != nil else { throw bad("run.steps", "none", "give --steps N or --epochs N") }
-    guard run.steps == nil || run.epochs == nil else { throw bad("run.steps", run.steps!, "give --steps or --epochs, not both") }
     guard !run.dir.isEmpty else { throw bad("run.dir", "", "give --run-dir DIR") }
     guard data.loaderThreads >= 1, data.prefetchBatches >= 1 else {
       throw bad("data.loaderThreads", data.loaderThreads, "loader threads and prefetch batches must be >= 1")

@@ -310,7 +310,7 @@ public final class TrainLoop {
       let now = DispatchTime.now().uptimeNanoseconds
       let secondsPerStep = Double(now - intervalStart) * 1e-9 / Double(max(1, intervalSteps))
       var line: [String: Any] = ["step": step, "epoch": epoch, "train/loss": loss, "train/ce": packet[1] / denominator,
-                                 "train/mask_linf": packet[2] / denominator, "lr": lr, "time": Date().timeIntervalSince1970,
+                                 "train/mask_loss": packet[2] / denominator, "lr": lr, "time": Date().timeIntervalSince1970,
                                  "img_per_s": Double(options.globalBatch) / max(secondsPerStep, 1e-9)]
       for (i, key) in extraKeys.enumerated() { line[key] = packet[3 + i] / denominator }
       for (group, groupLR) in zip(optimizer.groups, groupLRs ?? []) { line["lr/" + group.name] = Double(groupLR) }
