@@ -7,7 +7,6 @@ import Tensor
 public enum RunDirectoryError: Error, CustomStringConvertible {
   case alreadyHoldsRun(String)
   case cannotCreate(String, reason: String)
-  case nothingToResume(String)
 
   public var description: String {
     switch self {
@@ -15,7 +14,6 @@ public enum RunDirectoryError: Error, CustomStringConvertible {
       return "\(path) already holds a run (metrics.jsonl or checkpoints exist). Pass --resume auto to continue it, "
         + "or choose another --run-dir."
     case let .cannotCreate(path, reason): return "cannot create run directory \(path): \(reason). Check the path and permissions."
-    case let .nothingToResume(path): return "--resume: \(path) has no complete checkpoint to resume from."
     }
   }
 }
