@@ -134,26 +134,26 @@ enum ResidualBlock {
     // The branch buffers (dAct, dFc, dNormed, dAttention, dQKV) are written, not accumulated: no zeroing passes.
     // y = mid + c_proj(act)
     Linear.backward(dX: dAct, dWeight: g + o.projWeight, dBias: g + o.projBias, dOut: dResidual, x: a.act,
-                    weight: p + o.projWeight, rows: rows, inFeatures: m, outFeatures: c, overwriteDX: true)
+                    weight: p + o.projWeight, rows: rows, inFeatures: m, outFeatures: c, overwrite: true)
     switch s.activation {
     case .quickGELU: QuickGELU.backward(dX: dFc, dOut: dAct, x: a.fc, count: rows * m, overwrite: true)
     case .gelu: GELU.backward(dX: dFc, dOut: dAct, x: a.fc, count: rows * m, overwrite: true)
     }
     Linear.backward(dX: dNormed, dWeight: g + o.fcWeight, dBias: g + o.fcBias, dOut: dFc, x: a.ln2,
-                    weight: p + o.fcWeight, rows: rows, inFeatures: c, outFeatures: m, overwriteDX: true)
+                    weight: p + o.fcWeight, rows: rows, inFeatures: c, outFeatures: m, overwrite: true)
     // dResidual becomes dMid = dY + LayerNorm₂ᵀ(dNormed)
     LayerNorm.backward(dX: dResidual, dWeight: g + o.ln2Weight, dBias: g + o.ln2Bias, dOut: dNormed, x: a.mid,
                        weight: p + o.ln2Weight, mean: a.ln2Mean, rstd: a.ln2Rstd, rows: rows, channels: c)
     // mid = x + out_proj(attention(in_proj(ln_1(x))))
     Linear.backward(dX: dAttention, dWeight: g + o.outProjWeight, dBias: g + o.outProjBias, dOut: dResidual,
                     x: a.attention, weight: p + o.outProjWeight, rows: rows, inFeatures: c, outFeatures: c,
-                    overwriteDX: true)
+                    overwrite: true)
     Attention.backward(dQKV: dQKV, dOut: dAttention, qkv: a.qkv, probs: a.probs, batch: s.batch, tokens: s.tokens,
                        heads: s.heads, headDim: s.headDim, causal: s.causal,
                        scratch: UnsafeMutableBufferPointer(start: scratch.attentionScratch.pointer, count: scratch.attentionScratch.count),
                        overwrite: true)
     Linear.backward(dX: dNormed, dWeight: g + o.inProjWeight, dBias: g + o.inProjBias, dOut: dQKV, x: a.ln1,
-                    weight: p + o.inProjWeight, rows: rows, inFeatures: c, outFeatures: 3 * c, overwriteDX: true)
+                    weight: p + o.inProjWeight, rows: rows, inFeatures: c, outFeatures: 3 * c, overwrite: true)
     // dResidual becomes dX = dMid + LayerNorm₁ᵀ(dNormed)
     LayerNorm.backward(dX: dResidual, dWeight: g + o.ln1Weight, dBias: g + o.ln1Bias, dOut: dNormed, x: a.x,
                        weight: p + o.ln1Weight, mean: a.ln1Mean, rstd: a.ln1Rstd, rows: rows, channels: c)

@@ -95,8 +95,9 @@ enum RelationAttention {
     }
   }
 
-  /// Backward for one sample: writes dQuery1 (D), dQuery3, dKey, dValue (K, D) of this sample and ADDS the
-  /// sample's share of dQuery2 (K, D) into the calling thread's accumulator.
+  /// Backward for one sample: adds into dQuery1 (D), dQuery3, dKey, dValue (K, D) of this sample (writes them with
+  /// `overwrite`) and always adds the sample's share of dQuery2 (K, D) into the calling thread's accumulator
+  /// (shared by the samples a thread processes, so it is never written).
   ///
   /// With P_m = A_m / K the normalised map and g = d loss / d mix: since mix = (A1 + A2 + A3) / 3,
   /// d loss / d A_m = g / 3, and through the flattened softmax d loss / d(c·S_m) = (K/3)·P_m ⊙ (g - <P_m, g>).
@@ -105,8 +106,9 @@ enum RelationAttention {
   static func backward(dQuery1: MutableFloats, dQuery2: MutableFloats, dQuery3: MutableFloats, dKey: MutableFloats,
                        dValue: MutableFloats, dAttended: Floats, query1: Floats, query2: Floats, query3: Floats,
                        key: Floats, value: Floats, logSumExp2: Floats, logSumExp3: Floats, rowSoftmax1: Floats,
-                       scratch: MutableFloats, sizes: AttentionSizes) {
+                       scratch: MutableFloats, sizes: AttentionSizes, overwrite: Bool = false) {
     let k = sizes.classes, d = sizes.dim, dh = sizes.headDim, c = sizes.logitScale
+    let beta: Float = overwrite ? 0 : 1  // for this sample's own outputs; each head owns its column block
     let map2 = scratch, map3 = scratch + k * k, mixed = scratch + 2 * k * k
     let columnSums = scratch + 3 * k * k, u = columnSums + k
     let vectorEnd = k & ~15
@@ -121,9 +123,9 @@ enum RelationAttention {
       expShifted(out: map2, x: map2, count: k * k, shift: logSumExp2[h])
       expShifted(out: map3, x: map3, count: k * k, shift: logSumExp3[h])
       mix(mixed, map2: map2, scale2: 1, map3: map3, scale3: 1, p: p, classes: k)
-      // dValue_h (K, Dh) = mixᵀ (K, K) · dAttended_h (K, Dh)
+      // dValue_h (K, Dh) (+)= mixᵀ (K, K) · dAttended_h (K, Dh)
       gemm(.transpose, .noTranspose, m: k, n: dh, k: k, a: mixed, b: dAttended + column, ldb: d,
-           c: dValue + column, ldc: d)
+           beta: beta, c: dValue + column, ldc: d)
       // g = dMix (K, K) = dAttended_h (K, Dh) · V_h (K, Dh)ᵀ, overwriting the mix
       gemm(.noTranspose, .transpose, m: k, n: k, k: dh, a: dAttended + column, lda: d, b: value + column, ldb: d,
            c: mixed)
@@ -159,18 +161,19 @@ enum RelationAttention {
       var weighted: Float = 0
       for j in 0..<k { weighted += p[j] * columnSums[j] }
       for j in 0..<k { u[j] = c * p[j] / 3 * (columnSums[j] - weighted) }
-      // dQuery3_h (K, Dh) = dS3 (K, K) · K_h (K, Dh);  dQuery2_h (K, Dh) += dS2 (K, K) · K_h (K, Dh)
+      // dQuery3_h (K, Dh) (+)= dS3 (K, K) · K_h (K, Dh);  dQuery2_h (K, Dh) += dS2 (K, K) · K_h (K, Dh)
       gemm(.noTranspose, .noTranspose, m: k, n: dh, k: k, a: map3, b: key + column, ldb: d,
-           c: dQuery3 + column, ldc: d)
+           beta: beta, c: dQuery3 + column, ldc: d)
       gemm(.noTranspose, .noTranspose, m: k, n: dh, k: k, a: map2, b: key + column, ldb: d,
            beta: 1, c: dQuery2 + column, ldc: d)
-      // dKey_h (K, Dh) = dS2ᵀ · Q2_h + dS3ᵀ · Q3_h + u ⊗ q1_h
+      // dKey_h (K, Dh) (+)= dS2ᵀ · Q2_h + dS3ᵀ · Q3_h + u ⊗ q1_h
       gemm(.transpose, .noTranspose, m: k, n: dh, k: k, a: map2, b: query2 + column, ldb: d,
-           c: dKey + column, ldc: d)
+           beta: beta, c: dKey + column, ldc: d)
       gemm(.transpose, .noTranspose, m: k, n: dh, k: k, a: map3, b: query3 + column, ldb: d,
            beta: 1, c: dKey + column, ldc: d)
       let q1 = query1 + column, dq1 = dQuery1 + column
-      for e in 0..<dh { dq1[e] = 0 }
+      // dQuery1_h (Dh) (+)= Σ_j u_j · key_j,h
+      if overwrite { for e in 0..<dh { dq1[e] = 0 } }
       for j in 0..<k {
         let uj = u[j], keyRow = key + j * d + column, dKeyRow = dKey + j * d + column
         for e in 0..<dh { dKeyRow[e] += uj * q1[e]; dq1[e] += uj * keyRow[e] }
