@@ -4,7 +4,6 @@
 // Resize + crop results are uint8 and compared exactly; the normalised
 // tensor is compared with atol 1e-6 (torch computes (v/255 - mean)/std in float32 like we do, so the
 // values should be identical; 1e-6 only allows for a different operation order).
-import CLIP
 import Foundation
 import Imaging
 import Tensor
