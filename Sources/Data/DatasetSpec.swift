@@ -1,5 +1,6 @@
-// Parses the dataset spec strings of `rada train --train DATA` (and --val/--test) and loads them, applying the
-// few-shot and base/new options. The formats are documented once, on `DatasetSpec`, and copied to the README.
+// Parses the dataset spec strings of `rada train --train DATA` (and --eval DATA, as every command that reads a
+// dataset) and loads them, applying the few-shot and base/new options. The formats are documented once, on
+// `DatasetSpec`, and copied to the README.
 import Foundation
 
 /// Options that shrink a dataset: `--shots K --split-seed S --subsample base|new|all`.
