@@ -1,8 +1,9 @@
 // One pre-LN transformer block of CLIP, open_clip `ResidualAttentionBlock` / OpenAI `ResidualAttentionBlock`:
 //   mid = x + out_proj(attention(in_proj(ln_1(x))))      y = mid + c_proj(act(c_fc(ln_2(mid))))
 // with act QuickGELU or GELU, attention causal in the text tower. Weights in torch layout, names as
-// `<prefix>.resblocks.N.{ln_1, attn.in_proj_weight, attn.out_proj, ln_2, mlp.c_fc, mlp.c_proj}`.
-// Shapes: B batch, T tokens (P in the vision tower), C width, H heads, Dh = C / H, M MLP width; rows = B·T.
+// `<prefix>.resblocks.<layer>.{ln_1, attn.in_proj_weight, attn.out_proj, ln_2, mlp.c_fc, mlp.c_proj}`.
+// Shape letters: B batch, T tokens (P in the vision tower), C width, H heads, Dh = C / H, M MLP width, L layers;
+// N = B·T rows (`rows`).
 import Kernels
 import Tensor
 

@@ -1,7 +1,7 @@
 // The dataset model shared by every source (image folders, CSV manifests, CoOp/Dassl benchmarks): a list of
 // (image path, label, optional caption) with the class names the labels index. `DataError` is the one error
 // enum of the Data module; every case names the file or entry and ends with a hint.
-// Shape letters: K classes, N samples.
+// Shape letters: K classes, N samples (the dataset size).
 import Foundation
 
 /// One image of a dataset. `path` is absolute (already joined with the dataset root).

@@ -1,6 +1,7 @@
 // Token embedding lookup, torch.nn.Embedding: out[n] = table[ids[n]].
 // Shapes: ids (N) Int32 with 0 ≤ id < V, table (V, C), out (N, C). Callers (the tokenizer) guarantee the
 // id range; it is checked with a precondition because a bad id here is our bug, not user input.
+// Shape letters: N rows (B·T token positions), V vocab, C width.
 import Tensor
 
 public enum Embedding {

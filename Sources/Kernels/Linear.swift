@@ -1,6 +1,7 @@
 // Fully connected layer, torch.nn.Linear: out = x · weightᵀ + bias, weights in torch layout (out, in).
-// Shapes: x (N, in), weight (out, in), bias (out), out (N, out); N = rows (tokens of all images/texts).
+// Shapes: x (N, in), weight (out, in), bias (out), out (N, out); in and out are the feature counts.
 // Both directions are sgemm calls through `gemm`; only the bias is a Swift loop.
+// Shape letters: N rows (tokens of all images/texts).
 import Tensor
 
 public enum Linear {

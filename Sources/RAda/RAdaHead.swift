@@ -1,6 +1,6 @@
 // The RAda mask head: forward, loss (CE + α·LInf or α·MSE) and backward, matching eft/trainers/rada.py
-// (CustomCLIP.forward, SimpleMultiheadAttention, LInfLoss). With f (B, D), t (K, D) L2-normalised features and
-// s = exp(logit_scale) a constant:
+// (CustomCLIP.forward, SimpleMultiheadAttention, LInfLoss). Shape letters: B batch, K classes, D joint dim.
+// With f (B, D), t (K, D) L2-normalised features and s = exp(logit_scale) a constant:
 //   x = s·f⊙t (B·K, D)   q1 = q_proj1(√s·f) (B, D)   q2 = q_proj2(√s·t) (K, D)   q3, k, v = q_proj3/k_proj/v_proj(x)
 //   mask = relu(1 + out_proj(attention)) (B·K, D)   logits = s·Σ_d mask·f⊙t (B, K)
 // out_proj starts at zero, so before the first step mask ≡ 1 and logits are zero-shot CLIP's s·f·tᵀ.
