@@ -2,7 +2,7 @@
 // ratio, the fallback box, determinism per seed); the pixels of resized_crop for fixed boxes against
 // torchvision 0.29 + Pillow 13 fixtures (Tests/ImagingTests/Fixtures/preprocess, generate_preprocess_cases.py, and
 // generate_cmyk_cases.py's replay for CMYK / YCCK JPEGs), exactly, since they are uint8 from the same integer
-// arithmetic.
+// arithmetic. Shape letters: none (image sizes are spelt out).
 import Foundation
 import Imaging
 import Tensor

@@ -1,14 +1,15 @@
 // The one backward convention: every kernel backward ADDS into its gradient outputs; the kernels that offer
 // writing instead (Linear's dX, GELU/QuickGELU's dX, Attention's dQKV) call it `overwrite` and default to false.
 // Each check runs backward twice: once with `overwrite` into a buffer full of garbage, once adding into a buffer
-// holding a known offset; the added result minus the offset must equal the written one. Shape letters: N rows,
-// B batch, T tokens, C width, H heads, Dh head dim (README "Shape letters").
-// Tolerance atol 1e-6 + rtol 1e-6: written and added values are the same products (sgemm with beta 0 vs beta 1
-// over the same blocks); subtracting an O(1) offset back out costs one rounding of the sum (~6e-8 relative);
-// a missing write (garbage left in) or a missing add (offset lost) gives O(1) errors.
+// holding a known offset; the added result minus the offset must equal the written one.
+// Shape letters: N rows, B batch, T tokens, C width, H heads, Dh head dim.
 import Kernels
 import Tensor
 import XCTest
+
+// Tolerance atol 1e-6 + rtol 1e-6: written and added values are the same products (sgemm with beta 0 vs beta 1
+// over the same blocks); subtracting an O(1) offset back out costs one rounding of the sum (~6e-8 relative);
+// a missing write (garbage left in) or a missing add (offset lost) gives O(1) errors.
 
 final class BackwardConventionTests: XCTestCase {
   /// Runs `backward(dX, overwrite)` twice as described above and compares.
