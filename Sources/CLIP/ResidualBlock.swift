@@ -125,8 +125,9 @@ enum ResidualBlock {
                    residual: a.mid, rows: rows, inFeatures: m, outFeatures: c)
   }
 
-  /// dResidual (rows, C) holds dY on entry and dX on return; adds every weight gradient into `g`.
-  /// Exact reverse of `forward`; the residual adds make dMid = dY + (MLP branch) and dX = dMid + (attention branch).
+  /// Adds into `g` every weight gradient; dResidual (N, C) holds dY on entry and dX on return (the residual adds
+  /// make dMid = dY + (MLP branch) and dX = dMid + (attention branch), both added in place). Exact reverse of
+  /// `forward`.
   static func backward(dResidual: MutableFloats, _ a: LayerActivations, scratch: BlockActivations,
                        parameters p: Floats, gradients g: MutableFloats, offsets o: BlockOffsets, shape s: BlockShape) {
     let rows = s.rows, c = s.width, m = s.mlpWidth

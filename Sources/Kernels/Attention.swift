@@ -38,9 +38,9 @@ public enum Attention {
     }
   }
 
-  /// Adds into dQKV (B, T, 3C) (writes it with `overwrite`), reading probs from `forward`. scratch: `scratchCount(tokens:)` floats (one
-  /// (T, T) matrix per worker; fewer matrices mean fewer workers), or nil to use a shared buffer kept by this enum
-  /// (grown once, guarded by a lock).
+  /// Adds into dQKV (B, T, 3C) (writes it with `overwrite`), reading probs from `forward`. scratch:
+  /// `scratchCount(tokens:)` floats (one (T, T) matrix per worker; fewer matrices mean fewer workers), or nil to
+  /// use a shared buffer kept by this enum (grown once, guarded by a lock).
   /// forward was out = probs·v, probs = softmax(scores), scores = scale·q·kᵀ, so (dProbs, dScores (T, T))
   ///   dv = probsᵀ·dOut,  dProbs = dOut·vᵀ,  dScores = probs ⊙ (dProbs − rowsum(dProbs ⊙ probs)),
   ///   dq = scale·dScores·k,  dk = scale·dScoresᵀ·q.

@@ -15,7 +15,7 @@ public enum Embedding {
     }
   }
 
-  /// Adds each row of dOut (N, C) into the dTable (V, C) row of its id (repeated ids accumulate).
+  /// Adds into dTable (V, C): each row of dOut (N, C) into the row of its id (repeated ids accumulate).
   /// Serial on purpose: repeated ids would make a threaded scatter race.
   public static func backward(dTable: MutableFloats, dOut: Floats, ids: UnsafePointer<Int32>,
                               count: Int, channels: Int) {
