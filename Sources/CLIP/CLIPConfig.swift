@@ -1,7 +1,8 @@
 // The CLIP architecture as data: vision ViT + causal text transformer + projections into a joint space,
 // as in OpenAI CLIP / open_clip `CLIP(embed_dim, vision_cfg, text_cfg)` and HF `CLIPConfig`.
 // Read from the weights (and config.json / open_clip_config.json when present), or written for a random init.
-// Shape letters: C width, L layers, H heads, Dh head dim, P patches + 1, T tokens, V vocab, E joint dim.
+// Shape letters: C width, L layers, H heads, Dh head dim, M MLP width, P patches + 1, T tokens, V vocab,
+// D joint embedding dim (`embedDim`); the image side and patch side are spelt out (`imageSize`, `patchSize`).
 
 /// The MLP nonlinearity: QuickGELU x·σ(1.702x) (OpenAI weights, HF "quick_gelu") or exact erf GELU
 /// (open_clip LAION models, HF "gelu").
@@ -17,11 +18,11 @@ public struct CLIPVisionConfig: Codable, Equatable, Sendable {
   public var layers: Int
   /// H (C = H · Dh)
   public var heads: Int
-  /// MLP hidden width (4C for every released CLIP)
+  /// M: MLP hidden width (4C for every released CLIP)
   public var mlpWidth: Int
-  /// p: the conv1 kernel and stride
+  /// The conv1 kernel and stride (pixels per patch side)
   public var patchSize: Int
-  /// S: square input side in pixels
+  /// The square input side in pixels
   public var imageSize: Int
 
   public init(width: Int, layers: Int, heads: Int, mlpWidth: Int? = nil, patchSize: Int, imageSize: Int) {
@@ -29,9 +30,9 @@ public struct CLIPVisionConfig: Codable, Equatable, Sendable {
     self.patchSize = patchSize; self.imageSize = imageSize
   }
 
-  /// G = S / p patches per side.
+  /// imageSize / patchSize patches per side.
   public var grid: Int { imageSize / patchSize }
-  /// P = G² + 1 tokens including the class token.
+  /// P = grid² + 1 tokens including the class token.
   public var tokens: Int { grid * grid + 1 }
   public var headDim: Int { width / heads }
 }
@@ -58,7 +59,7 @@ public struct CLIPTextConfig: Codable, Equatable, Sendable {
 }
 
 public struct CLIPConfig: Codable, Equatable, Sendable {
-  /// E: the joint embedding dimension.
+  /// D: the joint embedding dimension (open_clip's embed_dim).
   public var embedDim: Int
   public var vision: CLIPVisionConfig
   public var text: CLIPTextConfig

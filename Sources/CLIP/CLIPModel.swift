@@ -1,7 +1,8 @@
 // A CLIP model: its config, the parameter table (open_clip / OpenAI names are ours) and one flat parameter
 // buffer, plus the two towers that read it. Matches open_clip `CLIP` (model.py): encode_image, encode_text,
 // logit_scale in log space. Gradients live in a caller-owned buffer with the same layout (`table`).
-// Shapes: C width, L layers, P patches + 1, T tokens, V vocab, M MLP width, E joint dim.
+// Shape letters: N images or texts, C width, L layers, P patches + 1, T tokens, V vocab, M MLP width,
+// D joint embedding dim.
 import Foundation
 import Kernels
 import Tensor
@@ -82,7 +83,7 @@ public final class CLIPModel {
   /// OpenAI CLIP's initialisation (CLIP.initialize_parameters in open_clip's model.py): embeddings
   /// N(0, 0.02) / N(0, 0.01), attention in-proj N(0, C^-½), out-proj and c_proj N(0, C^-½·(2L)^-½),
   /// c_fc N(0, (2C)^-½), projections N(0, C^-½), class/positional embeddings of the ViT N(0, C^-½),
-  /// conv1 N(0, (3p²)^-½), LayerNorm 1/0, biases 0, logit_scale log(1/0.07). Same seed, same model.
+  /// conv1 N(0, (3·patchSize²)^-½), LayerNorm 1/0, biases 0, logit_scale log(1/0.07). Same seed, same model.
   public func initializeRandomly(seed: UInt64) {
     var rng = SeededRNG(seed: seed)
     parameters.zero()
@@ -149,7 +150,7 @@ public final class CLIPModel {
 
   // MARK: Convenience for commands and tests (allocate per call; training uses the towers with its own arenas).
 
-  /// Embeddings (n, E) of pixels (n, 3, S, S), in chunks of `chunk` images, forward only.
+  /// Embeddings (N, D) of pixels (N, 3, imageSize, imageSize), N = count, in chunks of `chunk` images, forward only.
   public func encodeImages(pixels: [Float], count: Int, normalize: Bool = true, chunk: Int = 32) -> [Float] {
     let s = config.vision.imageSize, e = config.embedDim, perImage = 3 * s * s
     precondition(pixels.count == count * perImage, "encodeImages: \(pixels.count) floats for \(count) images of \(perImage)")
@@ -169,7 +170,7 @@ public final class CLIPModel {
     return out
   }
 
-  /// Embeddings (n, E) of token rows (n, T), in chunks, forward only.
+  /// Embeddings (N, D) of token rows (N, T), N = count, in chunks, forward only.
   public func encodeTexts(ids: [Int32], count: Int, normalize: Bool = true, chunk: Int = 64) -> [Float] {
     let tokens = config.text.contextLength, e = config.embedDim
     precondition(ids.count == count * tokens, "encodeTexts: \(ids.count) ids for \(count) rows of \(tokens)")

@@ -1,16 +1,16 @@
 // Symmetric CLIP contrastive loss with a learnable temperature, open_clip `ClipLoss` (loss.py):
-//   logits_per_image = exp(logit_scale) · image_local · text_globalᵀ      (n, N)
-//   logits_per_text  = exp(logit_scale) · text_local  · image_globalᵀ     (n, N)
+//   logits_per_image = exp(logit_scale) · image_local · text_globalᵀ  (B, N);  logits_per_text likewise (B, N)
 //   loss = (CE(logits_per_image, labels) + CE(logits_per_text, labels)) / 2,   labels_i = labelOffset + i
-// Local rows n against gathered global columns N (open_clip's local_loss); with one process n = N, offset 0.
-// Features are the L2-normalised embeddings (E wide). The gathering is the caller's business (DESIGN.md).
+// This rank's B rows against the N gathered rows of all ranks (open_clip's local_loss; one process: B = N).
+// Features are the L2-normalised embeddings (D wide). The gathering is the caller's business (DESIGN.md).
+// Shape letters: B local rows (`rows`, n in the code), N gathered rows (`columns`), D joint embedding dim.
 import Foundation
 import Kernels
 import Tensor
 
 public final class ContrastiveLoss {
   public let localRows: Int, globalRows: Int, dim: Int
-  /// (n, N) logits and softmax probabilities of both directions; (n, N) gradient scratch; (n) labels
+  /// (B, N) logits and softmax probabilities of both directions; (B, N) gradient scratch; (B) labels
   let logitsPerImage, logitsPerText, probsPerImage, probsPerText, dLogits: FloatBuffer
   let labels: UnsafeMutablePointer<Int32>
 
@@ -37,13 +37,13 @@ public final class ContrastiveLoss {
   }
 
   /// Loss and gradients. Gradients ADD into the given buffers:
-  ///   dImageLocal, dTextLocal (n, E): from this call's rows;
-  ///   dImageGlobal, dTextGlobal (N, E): from its columns. When nil, the columns that are this call's own
-  ///   rows (labelOffset ..< labelOffset + n) are added into dImageLocal / dTextLocal instead and the rest is
-  ///   dropped; with one process (n = N) that is the exact gradient, with several it is open_clip's
+  ///   dImageLocal, dTextLocal (B, D): from this call's rows;
+  ///   dImageGlobal, dTextGlobal (N, D): from its columns. When nil, the columns that are this call's own
+  ///   rows (labelOffset ..< labelOffset + B) are added into dImageLocal / dTextLocal instead and the rest is
+  ///   dropped; with one process (B = N) that is the exact gradient, with several it is open_clip's
   ///   local_loss without gather_with_grad. For the exact distributed gradient pass the global buffers and
   ///   sum them over ranks.
-  /// imageLocal, textLocal (n, E); imageGlobal, textGlobal (N, E); rows ≤ localRows, columns ≤ globalRows.
+  /// imageLocal, textLocal (B, D); imageGlobal, textGlobal (N, D); rows ≤ localRows, columns ≤ globalRows.
   @discardableResult
   public func compute(imageLocal: Floats, textLocal: Floats, imageGlobal: Floats, textGlobal: Floats,
                       rows n: Int, columns N: Int, labelOffset: Int, logitScale: Float,
@@ -53,7 +53,7 @@ public final class ContrastiveLoss {
                  "ContrastiveLoss.compute: rows \(n), columns \(N), offset \(labelOffset) do not fit")
     let e = dim, scale = Float(exp(Double(logitScale)))
     for i in 0..<n { labels[i] = Int32(labelOffset + i) }
-    // logitsPerImage (n, N) = s · imageLocal (n, E) · textGlobalᵀ (E, N); logitsPerText likewise
+    // logitsPerImage (B, N) = s · imageLocal (B, D) · textGlobalᵀ (D, N); logitsPerText likewise
     gemm(.noTranspose, .transpose, m: n, n: N, k: e, alpha: scale, a: imageLocal, b: textGlobal,
          c: logitsPerImage.pointer)
     gemm(.noTranspose, .transpose, m: n, n: N, k: e, alpha: scale, a: textLocal, b: imageGlobal,
@@ -84,14 +84,14 @@ public final class ContrastiveLoss {
       CrossEntropy.backward(dLogits: d, probs: probs.pointer, labels: labels, rows: n, classes: N, dLoss: 0.5)
       for i in 0..<(n * N) { dLogitScale += Double(d[i]) * Double(logits[i]) }
       if let dRows {
-        // dRows (n, E) += s · dLogits (n, N) · columnsGlobal (N, E)
+        // dRows (B, D) += s · dLogits (B, N) · columnsGlobal (N, D)
         gemm(.noTranspose, .noTranspose, m: n, n: e, k: N, alpha: scale, a: d, b: columnsGlobal, beta: 1, c: dRows)
       }
       if let dColumnsGlobal {
-        // dColumnsGlobal (N, E) += s · dLogitsᵀ (N, n) · rowsLocal (n, E)
+        // dColumnsGlobal (N, D) += s · dLogitsᵀ (N, B) · rowsLocal (B, D)
         gemm(.transpose, .noTranspose, m: N, n: e, k: n, alpha: scale, a: d, b: rowsLocal, beta: 1, c: dColumnsGlobal)
       } else if let dColumnsLocal {
-        // Own columns only: dColumnsLocal (n, E) += s · dLogits[:, offset..<offset+n]ᵀ (n, n) · rowsLocal (n, E)
+        // Own columns only: dColumnsLocal (B, D) += s · dLogits[:, offset..<offset+B]ᵀ (B, B) · rowsLocal (B, D)
         gemm(.transpose, .noTranspose, m: n, n: e, k: n, alpha: scale, a: d + labelOffset, lda: N,
              b: rowsLocal, beta: 1, c: dColumnsLocal)
       }
@@ -100,7 +100,7 @@ public final class ContrastiveLoss {
                   accuracy: n > 0 ? Float(correct) / Float(n) : 0)
   }
 
-  /// The (n, N) image-to-text logits of the last `compute` (row-major).
+  /// The (B, N) image-to-text logits of the last `compute` (row-major).
   public func lastLogitsPerImage(rows n: Int, columns N: Int) -> [Float] {
     Array(UnsafeBufferPointer(start: logitsPerImage.pointer, count: n * N))
   }

@@ -1,8 +1,9 @@
 // One pre-LN transformer block of CLIP, open_clip `ResidualAttentionBlock` / OpenAI `ResidualAttentionBlock`:
 //   mid = x + out_proj(attention(in_proj(ln_1(x))))      y = mid + c_proj(act(c_fc(ln_2(mid))))
 // with act QuickGELU or GELU, attention causal in the text tower. Weights in torch layout, names as
-// `<prefix>.resblocks.N.{ln_1, attn.in_proj_weight, attn.out_proj, ln_2, mlp.c_fc, mlp.c_proj}`.
-// Shapes: B batch, T tokens (P in the vision tower), C width, H heads, Dh = C / H, M MLP width; rows = B·T.
+// `<prefix>.resblocks.<layer>.{ln_1, attn.in_proj_weight, attn.out_proj, ln_2, mlp.c_fc, mlp.c_proj}`.
+// Shape letters: B batch, T tokens (P in the vision tower), C width, H heads, Dh = C / H, M MLP width, L layers;
+// N = B·T rows (`rows`).
 import Kernels
 import Tensor
 
@@ -124,8 +125,9 @@ enum ResidualBlock {
                    residual: a.mid, rows: rows, inFeatures: m, outFeatures: c)
   }
 
-  /// dResidual (rows, C) holds dY on entry and dX on return; adds every weight gradient into `g`.
-  /// Exact reverse of `forward`; the residual adds make dMid = dY + (MLP branch) and dX = dMid + (attention branch).
+  /// Adds into `g` every weight gradient; dResidual (N, C) holds dY on entry and dX on return (the residual adds
+  /// make dMid = dY + (MLP branch) and dX = dMid + (attention branch), both added in place). Exact reverse of
+  /// `forward`.
   static func backward(dResidual: MutableFloats, _ a: LayerActivations, scratch: BlockActivations,
                        parameters p: Floats, gradients g: MutableFloats, offsets o: BlockOffsets, shape s: BlockShape) {
     let rows = s.rows, c = s.width, m = s.mlpWidth
@@ -134,26 +136,26 @@ enum ResidualBlock {
     // The branch buffers (dAct, dFc, dNormed, dAttention, dQKV) are written, not accumulated: no zeroing passes.
     // y = mid + c_proj(act)
     Linear.backward(dX: dAct, dWeight: g + o.projWeight, dBias: g + o.projBias, dOut: dResidual, x: a.act,
-                    weight: p + o.projWeight, rows: rows, inFeatures: m, outFeatures: c, overwriteDX: true)
+                    weight: p + o.projWeight, rows: rows, inFeatures: m, outFeatures: c, overwrite: true)
     switch s.activation {
     case .quickGELU: QuickGELU.backward(dX: dFc, dOut: dAct, x: a.fc, count: rows * m, overwrite: true)
     case .gelu: GELU.backward(dX: dFc, dOut: dAct, x: a.fc, count: rows * m, overwrite: true)
     }
     Linear.backward(dX: dNormed, dWeight: g + o.fcWeight, dBias: g + o.fcBias, dOut: dFc, x: a.ln2,
-                    weight: p + o.fcWeight, rows: rows, inFeatures: c, outFeatures: m, overwriteDX: true)
+                    weight: p + o.fcWeight, rows: rows, inFeatures: c, outFeatures: m, overwrite: true)
     // dResidual becomes dMid = dY + LayerNorm₂ᵀ(dNormed)
     LayerNorm.backward(dX: dResidual, dWeight: g + o.ln2Weight, dBias: g + o.ln2Bias, dOut: dNormed, x: a.mid,
                        weight: p + o.ln2Weight, mean: a.ln2Mean, rstd: a.ln2Rstd, rows: rows, channels: c)
     // mid = x + out_proj(attention(in_proj(ln_1(x))))
     Linear.backward(dX: dAttention, dWeight: g + o.outProjWeight, dBias: g + o.outProjBias, dOut: dResidual,
                     x: a.attention, weight: p + o.outProjWeight, rows: rows, inFeatures: c, outFeatures: c,
-                    overwriteDX: true)
+                    overwrite: true)
     Attention.backward(dQKV: dQKV, dOut: dAttention, qkv: a.qkv, probs: a.probs, batch: s.batch, tokens: s.tokens,
                        heads: s.heads, headDim: s.headDim, causal: s.causal,
                        scratch: UnsafeMutableBufferPointer(start: scratch.attentionScratch.pointer, count: scratch.attentionScratch.count),
                        overwrite: true)
     Linear.backward(dX: dNormed, dWeight: g + o.inProjWeight, dBias: g + o.inProjBias, dOut: dQKV, x: a.ln1,
-                    weight: p + o.inProjWeight, rows: rows, inFeatures: c, outFeatures: 3 * c, overwriteDX: true)
+                    weight: p + o.inProjWeight, rows: rows, inFeatures: c, outFeatures: 3 * c, overwrite: true)
     // dResidual becomes dX = dMid + LayerNorm₁ᵀ(dNormed)
     LayerNorm.backward(dX: dResidual, dWeight: g + o.ln1Weight, dBias: g + o.ln1Bias, dOut: dNormed, x: a.x,
                        weight: p + o.ln1Weight, mean: a.ln1Mean, rstd: a.ln1Rstd, rows: rows, channels: c)

@@ -1,9 +1,9 @@
 // CLIP's text encoder, open_clip `CLIP.encode_text` / HF `CLIPTextTransformer`:
 //   x = token_embedding[ids] + positional;  x = causal blocks(x);
 //   features = ln_final(x[b, eot_b]) · text_projection;  embeds = features / ‖features‖
-// eot_b is the FIRST end-of-text token of row b (id 49407 for the OpenAI vocabulary): open_clip's argmax rule
-// and HF's eos_token_id rule agree there; a row without one pools at its largest id (open_clip's argmax).
-// Shapes: ids (B, T) Int32; C width; E joint dim; rows = B·T. ln_final runs on the pooled rows only.
+// eot_b is the FIRST end-of-text token of row b (id 49407 for the OpenAI vocabulary): open_clip's argmax rule and
+// HF's eos_token_id rule agree there; a row without one pools at its largest id. ln_final runs on pooled rows only.
+// Shape letters: ids (B, T) Int32; B batch, T tokens, C width, D joint embedding dim, V vocab, L layers; N = B·T.
 import Kernels
 import Tensor
 
@@ -16,7 +16,7 @@ public final class TextActivations {
   let pooledIndex: UnsafeMutablePointer<Int>
   /// (B, C) pooled rows before and after ln_final; (B) mean/rstd
   let pooled, pooledNormed, lnFinalMean, lnFinalRstd: FloatBuffer
-  /// (B, E) projected features, (B, E) normalised embeddings, (B) norms
+  /// (B, D) projected features, (B, D) normalised embeddings, (B) norms
   public let features, embeds, norms: FloatBuffer
   let dFeatures, dPooledNormed, dPooled: FloatBuffer
 
@@ -69,7 +69,7 @@ public struct TextTower {
     return best
   }
 
-  /// ids (B, T) with 0 ≤ id < V -> a.features (B, E), a.embeds (B, E). B ≤ a.batch.
+  /// ids (B, T) with 0 ≤ id < V -> a.features (B, D), a.embeds (B, D). B ≤ a.batch.
   public func forward(ids: UnsafePointer<Int32>, batch: Int, parameters p: Floats, activations a: TextActivations) {
     precondition(batch <= a.batch, "TextTower.forward: batch \(batch) exceeds the arena's \(a.batch)")
     let t = config.text, c = t.width, e = config.embedDim, tokens = t.contextLength
@@ -96,13 +96,13 @@ public struct TextTower {
     LayerNorm.forward(out: a.pooledNormed.pointer, mean: a.lnFinalMean.pointer, rstd: a.lnFinalRstd.pointer,
                       x: a.pooled.pointer, weight: p + lnFinalWeight, bias: p + lnFinalBias, rows: batch,
                       channels: c, eps: config.layerNormEps)
-    // features (B, E) = pooledNormed (B, C) · text_projection (C, E)
+    // features (B, D) = pooledNormed (B, C) · text_projection (C, D)
     gemm(.noTranspose, .noTranspose, m: batch, n: e, k: c, a: a.pooledNormed.pointer, b: p + projection,
          c: a.features.pointer)
     L2Normalize.forward(out: a.embeds.pointer, norms: a.norms.pointer, x: a.features.pointer, rows: batch, dim: e)
   }
 
-  /// Adds the gradients of every text parameter into `g`, given dEmbeds (B, E) and/or dFeatures (B, E).
+  /// Adds the gradients of every text parameter into `g`, given dEmbeds (B, D) and/or dFeatures (B, D).
   /// `afterLayer(l)`, if given, runs once block l's gradients are complete (l = L-1 down to 0): every text
   /// gradient from block l's first tensor to the end of the tower is final then (FFT's gradient buckets).
   public func backward(dEmbeds: Floats?, dFeatures: Floats? = nil, ids: UnsafePointer<Int32>, batch: Int,
@@ -117,7 +117,7 @@ public struct TextTower {
     if let dEmbeds {
       L2Normalize.backward(dX: dFeat, dOut: dEmbeds, out: a.embeds.pointer, norms: a.norms.pointer, rows: batch, dim: e)
     }
-    // dProjection (C, E) += pooledNormedᵀ (C, B) · dFeatures (B, E);  dPooledNormed (B, C) = dFeatures · projectionᵀ
+    // dProjection (C, D) += pooledNormedᵀ (C, B) · dFeatures (B, D);  dPooledNormed (B, C) = dFeatures · projectionᵀ
     gemm(.transpose, .noTranspose, m: c, n: e, k: batch, a: a.pooledNormed.pointer, b: dFeat, beta: 1,
          c: g + projection)
     gemm(.noTranspose, .transpose, m: batch, n: c, k: e, a: dFeat, b: p + projection, c: a.dPooledNormed.pointer)

@@ -1,14 +1,16 @@
 // The CLIP text tokenizer: byte-level BPE over the 49408-token vocabulary, equal to open_clip.tokenize
-// (open_clip/tokenizer.py SimpleTokenizer, clean="lower"). Text is cleaned (TextCleaning.swift), split by
+// (open_clip/tokenizer.py SimpleTokenizer, clean="lower"). Text is cleaned (TextCleaning module), split by
 // open_clip's pattern `<start_of_text>|<end_of_text>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+`
 // (IGNORECASE), and each piece's UTF-8 bytes are merged by rank. Output rows are T = contextLength ids:
 // <start_of_text>, the text's ids, <end_of_text>, zeros; a long text is cut and still ends with <end_of_text>.
-// Hostile input: encoding stops once the row is full (a 500 KB caption costs what its first pieces cost), and
-// a piece longer than `heapMergeThreshold` bytes is merged with a heap (O(n log n)) instead of the rescanning
-// loop, which is quadratic; both give the same ids (tested against each other).
+// Shape letters: T tokens, V vocab (ids are 0 ..< V).
 import CSupport
 import Foundation
 import TextCleaning
+
+// Hostile input: encoding stops once the row is full (a 500 KB caption costs what its first pieces cost), and
+// a piece longer than `heapMergeThreshold` bytes is merged with a heap (O(n log n)) instead of the rescanning
+// loop, which is quadratic; both give the same ids (tested against each other).
 
 /// Problems loading the BPE vocabulary.
 public enum TokenizerError: Error, CustomStringConvertible {

@@ -1,8 +1,9 @@
 // CLIP's image encoder, open_clip `VisionTransformer` / OpenAI `VisionTransformer` (pool_type "tok"):
 //   x = [class; conv1(pixels) patches] + positional;  x = ln_pre(x);  x = blocks(x);
 //   features = ln_post(x[:, 0]) · proj;  embeds = features / ‖features‖
-// Shapes: pixels (B, 3, S, S); G = S / p; P = G² + 1 tokens; C width; E joint dim; rows = B·P.
+// Shapes: pixels (B, 3, imageSize, imageSize); P − 1 = (imageSize / patchSize)² patches; N = B·P rows.
 // ln_post runs on the class rows only (LayerNorm is per row, so this equals open_clip's order).
+// Shape letters: B batch, P patches + 1, C width, D joint embedding dim, L layers.
 import Kernels
 import Tensor
 
@@ -11,13 +12,13 @@ public final class VisionActivations {
   public let batch: Int
   public let isSaving: Bool
   let blocks: BlockActivations
-  /// (B·G², 3pp) im2col columns, (B·G², C) patch embeddings, (B·P, C) tokens before ln_pre
+  /// (B·(P−1), 3·patchSize²) im2col columns, (B·(P−1), C) patch embeddings, (B·P, C) tokens before ln_pre
   let columns, patches, tokens, lnPreMean, lnPreRstd: FloatBuffer
   /// (B, C) class rows after the blocks and after ln_post; (B) its mean/rstd
   let pooled, pooledNormed, lnPostMean, lnPostRstd: FloatBuffer
-  /// (B, E) projected features, (B, E) L2-normalised embeddings, (B) norms
+  /// (B, D) projected features, (B, D) L2-normalised embeddings, (B) norms
   public let features, embeds, norms: FloatBuffer
-  /// backward scratch: (B, E), (B, C), (B, C)
+  /// backward scratch: (B, D), (B, C), (B, C)
   let dFeatures, dPooledNormed, dPooled: FloatBuffer
 
   public init(config: CLIPConfig, batch: Int, saving: Bool) {
@@ -62,12 +63,12 @@ public struct VisionTower {
                       causal: false, activation: config.activation, eps: config.layerNormEps)
   }
 
-  /// pixels (B, 3, S, S) -> a.features (B, E), a.embeds (B, E). B ≤ a.batch.
+  /// pixels (B, 3, imageSize, imageSize) -> a.features (B, D), a.embeds (B, D). B ≤ a.batch.
   public func forward(pixels: Floats, batch: Int, parameters p: Floats, activations a: VisionActivations) {
     precondition(batch <= a.batch, "VisionTower.forward: batch \(batch) exceeds the arena's \(a.batch)")
     let v = config.vision, c = v.width, e = config.embedDim, tokens = v.tokens, patchCount = v.grid * v.grid
     let rows = batch * tokens
-    // patches (B·G², C) = conv1(pixels)
+    // patches (B·(P−1), C) = conv1(pixels)
     PatchEmbedding.forward(out: a.patches.pointer, columns: a.columns.pointer, pixels: pixels, weight: p + conv1,
                            batch: batch, imageSize: v.imageSize, patchSize: v.patchSize, width: c)
     // tokens (B, P, C): row 0 the class embedding, rows 1... the patches; plus positional (P, C)
@@ -91,14 +92,14 @@ public struct VisionTower {
     LayerNorm.forward(out: a.pooledNormed.pointer, mean: a.lnPostMean.pointer, rstd: a.lnPostRstd.pointer,
                       x: a.pooled.pointer, weight: p + lnPostWeight, bias: p + lnPostBias, rows: batch, channels: c,
                       eps: config.layerNormEps)
-    // features (B, E) = pooledNormed (B, C) · proj (C, E)
+    // features (B, D) = pooledNormed (B, C) · proj (C, D)
     gemm(.noTranspose, .noTranspose, m: batch, n: e, k: c, a: a.pooledNormed.pointer, b: p + proj,
          c: a.features.pointer)
     L2Normalize.forward(out: a.embeds.pointer, norms: a.norms.pointer, x: a.features.pointer, rows: batch, dim: e)
   }
 
-  /// Adds the gradients of every vision parameter into `g`, given dEmbeds (B, E) (normalised embeddings)
-  /// and/or dFeatures (B, E) (unnormalised). Needs the activations of a saving `forward` of the same batch.
+  /// Adds the gradients of every vision parameter into `g`, given dEmbeds (B, D) (normalised embeddings)
+  /// and/or dFeatures (B, D) (unnormalised). Needs the activations of a saving `forward` of the same batch.
   /// `afterLayer(l)`, if given, runs once block l's gradients are complete (l = L-1 down to 0): every vision
   /// gradient from block l's first tensor to the end of the tower is final then (FFT's gradient buckets).
   public func backward(dEmbeds: Floats?, dFeatures: Floats? = nil, batch: Int, parameters p: Floats,
@@ -113,9 +114,9 @@ public struct VisionTower {
     if let dEmbeds {
       L2Normalize.backward(dX: dFeat, dOut: dEmbeds, out: a.embeds.pointer, norms: a.norms.pointer, rows: batch, dim: e)
     }
-    // features = pooledNormed · proj:  dProj (C, E) += pooledNormedᵀ (C, B) · dFeatures (B, E)
+    // features = pooledNormed · proj:  dProj (C, D) += pooledNormedᵀ (C, B) · dFeatures (B, D)
     gemm(.transpose, .noTranspose, m: c, n: e, k: batch, a: a.pooledNormed.pointer, b: dFeat, beta: 1, c: g + proj)
-    // dPooledNormed (B, C) = dFeatures (B, E) · projᵀ (E, C)
+    // dPooledNormed (B, C) = dFeatures (B, D) · projᵀ (D, C)
     gemm(.noTranspose, .transpose, m: batch, n: c, k: e, a: dFeat, b: p + proj, c: a.dPooledNormed.pointer)
     a.dPooled.zero()
     LayerNorm.backward(dX: a.dPooled.pointer, dWeight: g + lnPostWeight, dBias: g + lnPostBias,
@@ -138,7 +139,7 @@ public struct VisionTower {
                        x: a.tokens.pointer, weight: p + lnPreWeight, mean: a.lnPreMean.pointer,
                        rstd: a.lnPreRstd.pointer, rows: rows, channels: c)
     // tokens = [class; patches] + positional: class and positional gradients sum over the batch;
-    // the patch rows are compacted into dPatches (B·G², C) (the dResidual scratch, no longer needed).
+    // the patch rows are compacted into dPatches (B·(P−1), C) (the dResidual scratch, no longer needed).
     let dPatches = dResidual
     for b in 0..<batch {
       let image = dTokens + b * tokens * c

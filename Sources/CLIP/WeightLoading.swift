@@ -1,10 +1,9 @@
-// Loading CLIP weights into our layout. `--model PATH` may be
-//   an HF folder (config.json + model.safetensors, transformers CLIPModel names),
-//   an open_clip folder (open_clip_config.json + open_clip_model.safetensors, our names), or
-//   a bare .safetensors with OpenAI/open_clip names (a file rada wrote carries its config in the metadata;
-//   otherwise the architecture comes from the shapes: head width 64 and QuickGELU, as OpenAI's weights).
-// HF names map onto ours in ONE table (`CLIPWeightNames`): q/k/v_proj are packed into in_proj, HF's
-// (E, C) projection weights are transposed into OpenAI's (C, E) `visual.proj` / `text_projection`.
+// Loading CLIP weights into our layout. `--model PATH` may be an HF folder (config.json + model.safetensors,
+// transformers CLIPModel names), an open_clip folder (open_clip_config.json + open_clip_model.safetensors, our
+// names) or a bare .safetensors with OpenAI/open_clip names (a file rada wrote carries its config in the metadata;
+// otherwise the architecture comes from the shapes: head width 64 and QuickGELU, as OpenAI's weights).
+// HF names map onto ours in ONE table (`CLIPWeightNames`): q/k/v_proj packed into in_proj, HF's (D, C)
+// projections transposed into OpenAI's (C, D) `visual.proj` / `text_projection`. Letters: C width, D joint dim.
 import Foundation
 import Tensor
 
@@ -65,7 +64,7 @@ public enum CLIPNaming: Equatable { case openCLIP, huggingFace }
 public struct SourceTensor: Equatable {
   public enum Transform: Equatable {
     case copy
-    /// (E, C) in the file -> (C, E) ours
+    /// (D, C) in the file -> (C, D) ours
     case transpose
     /// rows part·C ..< (part+1)·C of our packed in_proj (3C, ·)
     case packedPart(Int)
@@ -159,7 +158,7 @@ public enum CLIPWeightNames {
       let count = entry.count / 3
       (destination + part * count).update(from: values, count: count)
     case .transpose:
-      let rows = entry.shape[0], cols = entry.shape[1]  // ours (C, E); source (E, C)
+      let rows = entry.shape[0], cols = entry.shape[1]  // ours (C, D); source (D, C)
       for r in 0..<rows { for c in 0..<cols { destination[r * cols + c] = values[c * rows + r] } }
     }
   }

@@ -1,8 +1,9 @@
-// Training augmentation with torchvision semantics: RandomResizedCrop(N, scale, ratio, bicubic) ->
+// Training augmentation with torchvision semantics: RandomResizedCrop(size, scale, ratio, bicubic) ->
 // RandomHorizontalFlip(0.5) -> RGB -> ToTensor -> Normalize, and the test-time-training views (view 0 the plain
-// eval transform, views 1..<V random crops + flips). The randomness is our SeededRNG seeded with
-// derivedSeed(seed, epoch, sampleIndex), so a sample's crop never depends on rank count or threads; the
-// pixels follow torchvision's resized_crop (crop, then Pillow bicubic to N x N). Output (3, N, N) per view.
+// eval transform, views 1..<views random crops + flips). The randomness is our SeededRNG seeded with
+// derivedSeed(seed, epoch, sampleIndex), so a sample's crop never depends on rank count or threads; the pixels
+// follow torchvision's resized_crop (crop, then Pillow bicubic to size x size). Output (3, size, size) per view.
+// Shape letters: none (size = the model's imageSize; views and channels are spelt out).
 import Imaging
 import Foundation
 import Tensor
@@ -76,8 +77,8 @@ public struct Augmentation: Sendable {
     self.preprocessor = preprocessor; self.crop = crop; self.flipProbability = flipProbability
   }
 
-  /// torchvision resized_crop: crop the box, then resize to N x N with Pillow bicubic (in the image's mode).
-  /// -> (N, N, C) in the decoded mode.
+  /// torchvision resized_crop: crop the box, then resize to size x size with Pillow bicubic (in the image's mode).
+  /// -> (size, size, channels) in the decoded mode.
   public func resizedCrop(_ image: DecodedImage, box: CropBox) -> DecodedImage {
     let cropped = ImageCrop.crop(image, top: box.top, left: box.left, height: box.height, width: box.width)
     return ImageResize.resize(cropped, width: size, height: size)
@@ -90,7 +91,7 @@ public struct Augmentation: Sendable {
     return (box, flipped)
   }
 
-  /// One training view of sample `sampleIndex` in `epoch`. out: (3, N, N)
+  /// One training view of sample `sampleIndex` in `epoch`. out: (3, size, size)
   public func callAsFunction(_ image: DecodedImage, seed: UInt64, epoch: Int, sampleIndex: Int,
                              into out: MutableFloats) {
     var rng = SeededRNG(seed: derivedSeed(seed, UInt64(epoch), UInt64(sampleIndex)))
@@ -99,7 +100,7 @@ public struct Augmentation: Sendable {
   }
 
   /// Test-time-training views: view 0 is the plain eval transform, views 1..<count are random resized crops
-  /// and flips drawn from derivedSeed(seed, sampleIndex, view). out: (count, 3, N, N)
+  /// and flips drawn from derivedSeed(seed, sampleIndex, view). out: (count, 3, size, size)
   public func tttViews(_ image: DecodedImage, count: Int, seed: UInt64, sampleIndex: Int, into out: MutableFloats) {
     precondition(count >= 1, "tttViews: count must be at least 1")
     let viewLength = 3 * size * size

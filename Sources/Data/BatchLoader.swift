@@ -1,8 +1,8 @@
-// The background loading pipeline: N worker threads run a caller-given `load` (decode + augment) for the
+// The background loading pipeline: worker threads run a caller-given `load` (decode + augment) for the
 // positions of upcoming steps into a bounded prefetch window, and `next()` hands batches out in submission order.
 // Plays the role of torch.utils.data.DataLoader(num_workers, prefetch_factor). Results never depend on thread
 // timing: each sample is a function of its request, failures are resolved per batch in slot order.
-// Letters: B batch (the positions given for one step, usually this rank's slice of the global batch).
+// Shape letters: B batch (the positions given for one step, usually this rank's slice of the global batch).
 import Foundation
 
 /// What the load closure is asked for. `step` lets augmentation depend on (seed, epoch, position) only.
@@ -13,7 +13,7 @@ public struct LoadRequest: Equatable, Sendable {
   public var slot: Int
 }
 
-/// A decoded, augmented image ready for the model: pixels (3, S, S) and its label.
+/// A decoded, augmented image ready for the model: pixels (3, imageSize, imageSize) and its label.
 public struct LoadedSample: Sendable {
   public var pixels: [Float]
   public var label: Int

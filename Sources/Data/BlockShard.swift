@@ -1,10 +1,11 @@
 // Fixed global blocks for work whose result must not depend on the number of ranks: evaluation, feature
 // extraction and test-time training. Block b covers dataset positions [b·blockSize, min((b+1)·blockSize, N)),
-// aligned to position 0 whatever the world size, and each rank takes a contiguous run of whole blocks. Every
-// block is therefore computed with the same rows and shapes on 1, 2 or 3 ranks, so a BLAS kernel whose rounding
-// depends on the product's shape (OpenBLAS's Zen kernel does) still gives bit-identical results, given the same
-// threads per rank. Ranks can get unequal work (at most one block more); results stay in dataset order.
-// Letters: N dataset size.
+// aligned to position 0 whatever the world size; each rank takes a contiguous run of whole blocks, so every block
+// is computed with the same rows and shapes on 1, 2 or 3 ranks and a BLAS kernel whose rounding depends on the
+// product's shape (OpenBLAS's Zen kernel does) still gives bit-identical results, given the same threads per rank.
+// Shape letters: N dataset size.
+
+/// Ranks can get unequal work (at most one block more); results stay in dataset order.
 public struct BlockShard: Equatable, Sendable {
   /// N: positions 0..<count.
   public let count: Int

@@ -1,9 +1,9 @@
 // The CoOp/Dassl benchmark layouts (KaiyangZhou/CoOp DATASETS.md; folder and file names as in the dataset classes
-// of CoOp and of the RAda code, eft/datasets/*.py). Splits come from `split_zhou_<Name>.json`
-// ({"train","val","test"} lists of [path relative to the image folder, label, classname]), from FGVC-Aircraft's
-// images_variant_<split>.txt, or from class folders for ImageNet and its shifts. Few-shot training splits are read
-// from Dassl's split_fewshot/shot_K-seed_S.pkl when present (restricted reader), else from our .json beside it,
-// else drawn with our seeded RNG and saved as that .json.
+// of CoOp and of the RAda code, eft/datasets/*.py). Splits come from `split_zhou_<Name>.json` ({"train", "val",
+// "test"} lists of [path relative to the image folder, label, classname]), from FGVC-Aircraft's
+// images_variant_<split>.txt, or from class folders for ImageNet and its shifts. Few-shot training splits come
+// from Dassl's split_fewshot/shot_<shots>-seed_<seed>.pkl (restricted reader), else our .json beside it, else a draw.
+// Shape letters: K classes, N samples.
 import Foundation
 import Tensor
 
@@ -319,7 +319,7 @@ public enum CoOp {
         notes.append("read few-shot split \(jsonFile)")
         return (splits["train"]!.map(\.withoutCaption), splits["val"]!.map(\.withoutCaption), jsonFile)
       }
-      // As Dassl: K per class for train, min(K, 4) for val; ImageNet has no val split of its own.
+      // As Dassl: `shots` per class for train, min(shots, 4) for val; ImageNet has no val split of its own.
       let train = FewShot.select(try source.read(.train), shots: shots, seed: UInt64(bitPattern: Int64(seed)),
                                  stream: 0)
       let val = benchmark == .imagenet ? [] : FewShot.select(try source.read(.val), shots: min(shots, 4),

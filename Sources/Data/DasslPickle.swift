@@ -1,11 +1,13 @@
-// A restricted reader for Dassl few-shot split pickles (`split_fewshot/shot_K-seed_S.pkl`, written by
+// A restricted reader for Dassl few-shot split pickles (`split_fewshot/shot_<shots>-seed_<seed>.pkl`, written by
 // pickle.dump({"train": [Datum...], "val": [Datum...]}, protocol=HIGHEST)). It interprets only the opcodes such
-// a file uses (protocols 2-5) and builds plain values; it never calls anything. The only globals it accepts are
-// dassl.data.datasets.base_dataset.Datum (plus copyreg._reconstructor / builtins.object, the protocol 0-1 way to
-// rebuild an object); any other global, e.g. os.system, is refused with its name. Matches pickletools' opcode table.
+// a file uses (protocols 2-5, pickletools' opcode table) and builds plain values; it never calls anything. The only
+// globals it accepts are dassl.data.datasets.base_dataset.Datum (plus copyreg._reconstructor / builtins.object,
+// the protocol 0-1 way to rebuild an object); any other global, e.g. os.system, is refused with its name.
+// Shape letters: none.
+import Foundation
+
 // Hostile nesting: tuples, lists and dicts nested deeper than `maximumDepth` are refused, and everything the
 // machine built is taken apart iteratively afterwards (`dismantle`), so releasing a deep chain never recurses.
-import Foundation
 
 /// One Dassl `Datum` as stored in the pickle (impath is the absolute path on the machine that wrote it).
 public struct DasslDatum: Equatable, Sendable {

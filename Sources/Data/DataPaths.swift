@@ -1,5 +1,6 @@
 // File-system helpers shared by the dataset readers: joining a listed relative path onto a dataset root without
 // letting it escape (no absolute paths, no `..`), listing image files, and checking that listed images exist.
+// Shape letters: none.
 import Foundation
 import Tensor
 

@@ -1,7 +1,7 @@
 // The dataset model shared by every source (image folders, CSV manifests, CoOp/Dassl benchmarks): a list of
 // (image path, label, optional caption) with the class names the labels index. `DataError` is the one error
 // enum of the Data module; every case names the file or entry and ends with a hint.
-// Shape letters: K classes, N samples.
+// Shape letters: K classes, N samples (the dataset size).
 import Foundation
 
 /// One image of a dataset. `path` is absolute (already joined with the dataset root).
@@ -46,7 +46,6 @@ public enum DataError: Error, CustomStringConvertible, Equatable {
   case unreadable(path: String, reason: String)
   case malformed(file: String, reason: String)
   case noImages(folder: String)
-  case noSamples(spec: String)
   case emptyClass(file: String, className: String)
   case labelOutOfRange(file: String, entry: String, label: Int, classes: Int)
   case pathEscapesRoot(file: String, path: String)
@@ -68,9 +67,6 @@ public enum DataError: Error, CustomStringConvertible, Equatable {
     case let .noImages(folder):
       return "no images (.jpg, .jpeg, .png) found under \(folder). Point the spec at the folder that holds one"
         + " subfolder per class."
-    case let .noSamples(spec):
-      return "dataset \(spec) has no labelled samples. Check the spec, or use a path,label / path,classname manifest"
-        + " for classification."
     case let .emptyClass(file, className):
       return "class '\(className)' has no samples in the training split (\(file)). Add images for it or remove the"
         + " class."

@@ -1,12 +1,14 @@
-// Parses the dataset spec strings of `rada train --train DATA` (and --val/--test) and loads them, applying the
-// few-shot and base/new options. The formats are documented once, on `DatasetSpec`, and copied to the README.
+// Parses the dataset spec strings of `rada train --train DATA` (and --eval DATA, as every command that reads a
+// dataset) and loads them, applying the few-shot and base/new options. The formats are documented once, on
+// `DatasetSpec`, and copied to the README (whose K is the shot count and S the split seed, as in Dassl's names).
+// Shape letters: K classes, N samples.
 import Foundation
 
-/// Options that shrink a dataset: `--shots K --split-seed S --subsample base|new|all`.
+/// Options that shrink a dataset: `--shots SHOTS --split-seed SEED --subsample base|new|all`.
 public struct DatasetOptions: Equatable, Sendable {
-  /// K images per class for train (min(K, 4) for val), 0 = the full split. Test splits are never shrunk.
+  /// Images per class for train (min(shots, 4) for val), 0 = the full split. Test splits are never shrunk.
   public var shots: Int
-  /// S in split_fewshot/shot_K-seed_S.{pkl,json}; Dassl uses the run seed (1, 2, 3 in the papers).
+  /// The seed in split_fewshot/shot_<shots>-seed_<seed>.{pkl,json}; Dassl uses the run seed (1, 2, 3 in the papers).
   public var splitSeed: Int
   public var subsample: ClassSubset
   /// Check at load that every listed image exists (one stat per sample; folder-based sources exist by

@@ -1,8 +1,8 @@
 // Few-shot selection and base/new class subsampling, the two ways CoOp-style benchmarks shrink a split.
-// `select` takes K samples per class with our seeded RNG (Dassl's generate_fewshot_dataset draws with Python's
-// `random`, so our draws differ; read Dassl's pickle to reproduce a published split exactly).
-// `subsample` is CoOp's OxfordPets.subsample_classes: sorted unique train labels, the first ceil(n/2) are "base",
-// the rest "new", relabelled from 0.
+// `select` takes `shots` samples per class with our seeded RNG (Dassl's generate_fewshot_dataset draws with
+// Python's `random`, so our draws differ; read Dassl's pickle to reproduce a published split exactly).
+// `subsample` is CoOp's OxfordPets.subsample_classes: sorted unique train labels, the first ceil(K/2) are "base",
+// the rest "new", relabelled from 0. Shape letters: K classes, N samples.
 import Foundation
 import Tensor
 

@@ -1,7 +1,8 @@
 // Which dataset positions form the global batch of each step, identical on every rank (DESIGN.md "One training
 // step": every rank computes the same global batch and takes its contiguous slice). Matches the role of
-// torch.utils.data.DistributedSampler, but slices one global batch instead of striding, so N ranks x B/N see
-// exactly the samples of 1 rank x B. Letters: N dataset size, B global batch.
+// torch.utils.data.DistributedSampler, but slices one global batch instead of striding, so `world` ranks of
+// B / world samples see exactly the samples of 1 rank x B.
+// Shape letters: N dataset size, B global batch (all ranks).
 import Foundation
 import Tensor
 

@@ -1,6 +1,7 @@
 // `imagefolder:PATH`: one subfolder per class, like torchvision.datasets.ImageFolder. Classes are the sorted
 // subfolder names (label = index); samples are every .jpg/.jpeg/.png (any case) below a class folder, recursively,
 // in sorted relative-path order. A class folder without images is an error naming it.
+// Shape letters: K classes (subfolders), N samples.
 import Foundation
 
 public enum ImageFolder {

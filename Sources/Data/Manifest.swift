@@ -2,7 +2,7 @@
 // second column: `path,label` (integer labels; class names from an optional classnames.txt beside the CSV, one
 // per line, else "0", "1", ...), `path,classname` (labels = index in the sorted unique class names) or
 // `path,caption` (caption-only, label `Sample.unlabeled`). Quoting follows RFC 4180 ("a,""b""" and newlines
-// inside quotes).
+// inside quotes). Shape letters: K classes, N samples (rows of the CSV).
 import Foundation
 
 public enum Manifest {

@@ -1,14 +1,18 @@
 // `rada synth`: a procedural vision-language task for the demo and tests. Classes are coloured shapes
 // ("blue circle", folder blue_circle); each image draws one shape of its class at a random size and position on
-// a background, with a caption ("a photo of a small blue circle on the left"). Splits:
+// a background, with a caption ("a photo of a small blue circle on the left"). Every pixel is a function of
+// (seed, split, index): reproducible anywhere. Splits and the base/new colour order are described below.
+// Shape letters: K classes; image sizes are spelt out.
+import CSupport
+import Foundation
+import Tensor
+
+// Splits:
 //   pretrain/  many captioned images for contrastive pretraining (captions.csv: path,caption)
 //   train/     the few-shot pool (imagefolder)           test/  held-out images, same domain
 //   shifted/   a shifted domain: unseen striped/checkered backgrounds, pixel noise and blur (TTT shows its worth here)
 // Sorted class folders put the first colours in the base half (CoOp's base/new split), so new classes have
-// colours the head never trained on. Every pixel is a function of (seed, split, index): reproducible anywhere.
-import CSupport
-import Foundation
-import Tensor
+// colours the head never trained on.
 
 public struct SyntheticSpec: Codable, Equatable {
   public var size = 32

@@ -2,6 +2,7 @@
 // `LocalCollective` (one process, same semantics). Training code calls every collective on every rank in the
 // same order; only side effects are gated on `isCoordinator` (STYLE.md §7). Buffers are raw float pointers:
 // Distributed knows nothing of models.
+// Shape letters: none (buffers are `count` floats; allgatherv takes per-rank counts).
 import Tensor
 
 public enum CollectiveError: Error, CustomStringConvertible {

@@ -2,6 +2,7 @@
 // (2 and 3 ranks in launch/test) and by the unit tests on one rank. Each rank contributes values that
 // depend on its rank, so the expected result is known in closed form; every rank checks its own copy, and
 // the coordinator also checks that all ranks ended with bit-identical buffers.
+// Shape letters: none (buffer sizes are counts: 0, 1, 2 and 2^20 + 3 floats).
 import Foundation
 import Tensor
 

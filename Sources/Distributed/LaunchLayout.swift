@@ -2,6 +2,7 @@
 // OpenMPI (OMPI_COMM_WORLD_*), Slurm (SLURM_*), PMIx/PMI; and the compute threads this rank should use:
 // the CPUs it may run on (after binding) divided among the ranks that share them, unless RADA_THREADS
 // or --threads says otherwise. Ranks x threads never exceed the cores.
+// Shape letters: none.
 import Foundation
 
 public struct LaunchLayout: Codable, Equatable {

@@ -1,5 +1,6 @@
 // The single-process Collective: rank 0 of 1. Same semantics as MPI with one rank (sums are identities,
 // gathers copy), so the trainer has no special cases for running without mpirun.
+// Shape letters: none.
 import Foundation
 import Tensor
 

@@ -2,15 +2,17 @@
 // the calls, except while GradientReducer's progress thread drives the gradient buckets and the main thread
 // waits) and MPI_ERRORS_RETURN, so a failed call becomes a Swift error that names the operation and the rank
 // instead of a silent abort. MPI_Finalize runs at exit (never in tests). Non-blocking reductions progress only
-// when MPI is called: `test` polls (see DESIGN.md step flow).
+// when MPI is called: `test` polls (see DESIGN.md step flow). The collective watchdog is described below.
+// Shape letters: none (buffers are `count` floats).
+import CMPI
+import Foundation
+import Tensor
+
 // The watchdog (issue 15): every collective is started non-blocking and completed by polling, so none can wait
 // longer than `watchdogSeconds`; then the waiting ranks hold a roll call on a private communicator and the error
 // names the ranks that did not answer (stopped, hung, dead or still computing). MPI_Init and MPI_Finalize cannot
 // be polled: a timer thread ends the process if they do not return in time. Together they cover the job from
 // MPI start to finalize: loading, broadcasts, feature encoding, evaluation, checkpoints and teardown.
-import CMPI
-import Foundation
-import Tensor
 
 public final class MPICollective: Collective {
   public let rank: Int

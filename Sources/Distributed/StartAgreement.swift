@@ -1,9 +1,9 @@
 // The start-up agreement (issue 15): before any rank branches on what it loaded, every rank must have started
-// from the same resolved config, model, dataset listing and rada binary. MPMD launches, a stale binary on one
-// node or a different file at the same path otherwise run to COMPLETE with diverged replicas, or crash when
-// buffers of different sizes meet in a broadcast. Each rank reduces its key/value list to one 8-byte digest;
-// the digests are all-gathered (one small collective); only on a mismatch are the full lists gathered to name
-// the first differing key and which ranks hold which value.
+// from the same resolved config, model, dataset listing and rada binary (an MPMD launch, a stale binary on one
+// node or a different file at the same path would otherwise diverge or crash in a broadcast). Each rank reduces
+// its key/value list to one 8-byte digest; the digests are all-gathered; only on a mismatch are the full lists
+// gathered to name the first differing key and which ranks hold which value.
+// Shape letters: none.
 import CSupport
 import Foundation
 

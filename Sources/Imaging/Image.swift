@@ -2,7 +2,8 @@
 // giving the same mode and bytes as Pillow 13's Image.open(...).load() for the same file (CMYK and YCCK
 // JPEGs open as Pillow's inverted CMYK and become RGB only in Preprocess.swift, after the resize).
 // Format is detected from the magic bytes, never from the extension. Layout: rows top to bottom, pixels
-// interleaved (H, W, channels).
+// interleaved (height, width, channels).
+// Shape letters: none (image sizes are spelt out: height, width, channels).
 import CSupport
 import Foundation
 
@@ -41,9 +42,9 @@ public struct DecodedImage: Equatable, Sendable {
   public var width: Int
   public var height: Int
   public var mode: ImageMode
-  /// (H, W, channels) samples for every 8-bit mode; empty for `.gray16`.
+  /// (height, width, channels) samples for every 8-bit mode; empty for `.gray16`.
   public var pixels: [UInt8]
-  /// (H, W) samples for `.gray16`; empty otherwise.
+  /// (height, width) samples for `.gray16`; empty otherwise.
   public var samples16: [UInt16]
 
   public var channels: Int { mode.channels }

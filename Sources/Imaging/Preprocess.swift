@@ -1,8 +1,9 @@
 // CLIP image preprocessing, bit-exact with open_clip's eval transform on Pillow 13 + torchvision 0.29:
-// Resize(N, bicubic) -> CenterCrop(N) -> convert("RGB") -> ToTensor -> Normalize(mean, std).
+// Resize(size, bicubic) -> CenterCrop(size) -> convert("RGB") -> ToTensor -> Normalize(mean, std).
 // `ImageResize` is Pillow's Image.resize (libImaging/Resample.c): bicubic a = -0.5, support scaled when
 // shrinking, weights in 22-bit fixed point, an 8-bit image between the two separable passes, and the pass
-// order Pillow 13 picks. Output layout (3, N, N) float32, channels R, G, B.
+// order Pillow 13 picks. Output layout (3, size, size) float32, channels R, G, B.
+// Shape letters: none (sizes are spelt out: size = the model's imageSize, height, width, channels).
 import Foundation
 import Tensor
 
@@ -60,13 +61,13 @@ public enum ImageResize {
   }
 
   /// Pillow 13 runs the vertical pass first when the height shrinks by more than twice what the width
-  /// shrinks (`h - H > 2 (w - W)`, with H < h); otherwise horizontal first. Measured against Pillow 13.0.0 on
-  /// 387 random size pairs (both orders give different bytes, exactly one matched every time).
+  /// shrinks (height - toHeight > 2 · (width - toWidth), toHeight < height); otherwise horizontal first. Measured on
+  /// Pillow 13.0.0 with 387 random size pairs (both orders give different bytes, exactly one matched every time).
   public static func isVerticalFirst(width: Int, height: Int, toWidth: Int, toHeight: Int) -> Bool {
     toHeight < height && (height - toHeight) > 2 * (width - toWidth)
   }
 
-  // in: (rows, inWidth, C) -> out: (rows, outWidth, C)
+  // in: (rows, inWidth, channels) -> out: (rows, outWidth, channels)
   static func horizontal8(_ output: UnsafeMutablePointer<UInt8>, _ input: UnsafePointer<UInt8>,
                           rows: Int, inWidth: Int, channels: Int, _ k: Coefficients) {
     let outWidth = k.first.count
@@ -89,7 +90,7 @@ public enum ImageResize {
     }
   }
 
-  // in: (inHeight, width, C) -> out: (outHeight, width, C)
+  // in: (inHeight, width, channels) -> out: (outHeight, width, channels)
   static func vertical8(_ output: UnsafeMutablePointer<UInt8>, _ input: UnsafePointer<UInt8>,
                         width: Int, channels: Int, _ k: Coefficients) {
     let outHeight = k.first.count
@@ -123,7 +124,7 @@ public enum ImageResize {
   }
 
   /// Separable bicubic on interleaved uint8 samples, pass order as Pillow 13.
-  /// pixels: (height, width, C) -> (toHeight, toWidth, C)
+  /// pixels: (height, width, channels) -> (toHeight, toWidth, channels)
   public static func bicubic8(_ pixels: [UInt8], width: Int, height: Int, channels: Int,
                               toWidth: Int, toHeight: Int) -> [UInt8] {
     let needHorizontal = toWidth != width, needVertical = toHeight != height
@@ -192,8 +193,9 @@ public enum ImageResize {
     return needVertical ? vertical(wide, columns: toWidth) : wide
   }
 
-  /// Pillow's NEAREST scaling (Geometry.c ImagingScaleAffine): source x = floor(w/W * 0.5 + x * w/W),
-  /// accumulated in double exactly as Pillow adds the step. pixels: (height, width, C) -> (toHeight, toWidth, C)
+  /// Pillow's NEAREST scaling (Geometry.c ImagingScaleAffine): source x = floor(r · 0.5 + x · r) with
+  /// r = width / toWidth, accumulated in double exactly as Pillow adds the step.
+  /// pixels: (height, width, channels) -> (toHeight, toWidth, channels)
   public static func nearest<T>(_ pixels: [T], width: Int, height: Int, channels: Int,
                                 toWidth: Int, toHeight: Int) -> [T] {
     func table(_ inSize: Int, _ outSize: Int) -> [Int] {
@@ -291,7 +293,7 @@ public enum ImageCrop {
     return inverseK - ImageResize.multiplyDivide255(value, inverseK)
   }
 
-  /// torchvision CenterCrop offsets: round((h - N) / 2) with Python's round-half-to-even.
+  /// torchvision CenterCrop offsets: round((length - size) / 2) with Python's round-half-to-even.
   public static func centerOffset(_ length: Int, _ size: Int) -> Int {
     let difference = length - size
     let half = difference >> 1  // floor
@@ -306,7 +308,7 @@ public enum ImageCrop {
   }
 
   /// Image.convert("RGB"): L and 1 replicated, LA and RGBA drop alpha, I;16 clipped to 255, P already RGB,
-  /// CMYK through `cmykToRGB`. -> (H, W, 3)
+  /// CMYK through `cmykToRGB`. -> (height, width, 3)
   public static func rgb(_ image: DecodedImage) -> [UInt8] {
     let count = image.width * image.height
     switch image.mode {
@@ -343,7 +345,7 @@ public enum ImageCrop {
 
 // MARK: - The eval transform
 
-/// open_clip's eval transform for one image: Resize(N, bicubic) -> CenterCrop(N) -> RGB -> ToTensor -> Normalize.
+/// open_clip's eval transform for one image: Resize(size, bicubic) -> CenterCrop(size) -> RGB -> ToTensor -> Normalize.
 public struct CLIPPreprocessor: Sendable {
   /// OpenAI CLIP normalisation (open_clip OPENAI_DATASET_MEAN / STD).
   public static let clipMean: [Float] = [0.48145466, 0.4578275, 0.40821073]
@@ -364,7 +366,7 @@ public struct CLIPPreprocessor: Sendable {
     self.table = table
   }
 
-  /// torchvision Resize(N) output size: the short side becomes N, the long side int(N * long / short).
+  /// torchvision Resize(size) output size: the short side becomes size, the long side int(size * long / short).
   public static func resizedSize(width: Int, height: Int, size: Int) -> (width: Int, height: Int) {
     if width <= height {
       return (size, Int(Double(size * height) / Double(width)))
@@ -372,20 +374,20 @@ public struct CLIPPreprocessor: Sendable {
     return (Int(Double(size * width) / Double(height)), size)
   }
 
-  /// Resize + center crop, still in the decoded mode: (N, N, C).
+  /// Resize + center crop, still in the decoded mode: (size, size, channels).
   public func resizeAndCrop(_ image: DecodedImage) -> DecodedImage {
     let target = Self.resizedSize(width: image.width, height: image.height, size: size)
     let resized = ImageResize.resize(image, width: target.width, height: target.height)
     return ImageCrop.centerCrop(resized, size: size)
   }
 
-  /// out: (3, N, N) normalised float32.
+  /// out: (3, size, size) normalised float32.
   public func callAsFunction(_ image: DecodedImage, into out: MutableFloats) {
     normalize(resizeAndCrop(image), flipped: false, into: out)
   }
 
-  /// ToRGB + ToTensor + Normalize of an N x N image in any mode; `flipped` mirrors left-right.
-  /// out: (3, N, N)
+  /// ToRGB + ToTensor + Normalize of a size x size image in any mode; `flipped` mirrors left-right.
+  /// out: (3, size, size)
   public func normalize(_ image: DecodedImage, flipped: Bool, into out: MutableFloats) {
     precondition(image.width == size && image.height == size,
                  "CLIPPreprocessor.normalize: image is \(image.width)x\(image.height), expected \(size)x\(size)")

@@ -1,7 +1,8 @@
 // Element-wise activations of the CLIP MLPs: exact GELU (torch.nn.GELU(), erf form, used by open_clip
 // ViT-B/16 "timm-like" and HF models) and QuickGELU x·σ(1.702x) (OpenAI CLIP checkpoints).
-// Shapes: any; `count` elements. Polynomial erf/exp from FastMath keep the loops vectorised;
-// large tensors are split over Parallel.threads.
+// Shapes: any; `count` elements (N·M in a transformer block's MLP). Polynomial erf/exp from FastMath keep the
+// loops vectorised; large tensors are split over Parallel.threads.
+// Shape letters (README "Shape letters"): N rows, M MLP width.
 import Tensor
 
 public enum GELU {

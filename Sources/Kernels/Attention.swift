@@ -1,8 +1,9 @@
 // Multi-head self-attention core of torch.nn.MultiheadAttention, between its in-projection and out-projection:
-//   per batch b and head h:  S = q·kᵀ / √Dh (+ causal mask),  P = softmax(S),  out = P·v
+//   per batch b and head h:  scores = q·kᵀ / √Dh (+ causal mask),  probs = softmax(scores),  out = probs·v
 // Shapes: qkv (B, T, 3C) packed [q | k | v] per token as torch's in_proj output; out (B, T, C) heads
 // concatenated (head h owns columns h·Dh ..< (h+1)·Dh); probs (B, H, T, T) saved for backward; C = H·Dh.
 // Every product is one sgemm on the packed layout (leading dimension 3C or C), so nothing is copied.
+// Shape letters: B batch, T tokens (P in the vision tower), C width, H heads, Dh head dim.
 import Foundation
 import Tensor
 
@@ -22,7 +23,7 @@ public enum Attention {
       let base = qkv + b * tokens * packed
       let q = base + h * headDim, k = base + width + h * headDim, v = base + 2 * width + h * headDim
       let p = probs + item * tokens * tokens
-      // S (T, T) = scale · q (T, Dh) · kᵀ (Dh, T)      rows of q and k are `packed` apart
+      // scores (T, T) = scale · q (T, Dh) · kᵀ (Dh, T)      rows of q and k are `packed` apart
       gemm(.noTranspose, .transpose, m: tokens, n: tokens, k: headDim, alpha: scale,
            a: q, lda: packed, b: k, ldb: packed, c: p, ldc: tokens)
       for i in 0..<tokens {
@@ -31,18 +32,19 @@ public enum Attention {
         Softmax.row(out: row, x: Floats(row), cols: visible)
         if visible < tokens { (row + visible).update(repeating: 0, count: tokens - visible) }
       }
-      // out[b, :, h·Dh ..< (h+1)·Dh] (T, Dh) = P (T, T) · v (T, Dh)
+      // out[b, :, h·Dh ..< (h+1)·Dh] (T, Dh) = probs (T, T) · v (T, Dh)
       gemm(.noTranspose, .noTranspose, m: tokens, n: headDim, k: tokens,
            a: p, lda: tokens, b: v, ldb: packed, c: out + b * tokens * width + h * headDim, ldc: width)
     }
   }
 
-  /// Adds into dQKV (B, T, 3C) (writes it with `overwrite`), reading probs from `forward`. scratch: `scratchCount(tokens:)` floats (one
-  /// (T, T) matrix per worker; fewer matrices mean fewer workers), or nil to use a shared buffer kept by this enum
-  /// (grown once, guarded by a lock).
-  /// forward was out = P·v, P = softmax(S), S = scale·q·kᵀ, so
-  ///   dv = Pᵀ·dOut,  dP = dOut·vᵀ,  dS = P ⊙ (dP − rowsum(dP ⊙ P)),  dq = scale·dS·k,  dk = scale·dSᵀ·q.
-  /// Masked entries have P = 0, hence dS = 0: the causal mask needs no extra work here.
+  /// Adds into dQKV (B, T, 3C) (writes it with `overwrite`), reading probs from `forward`. scratch:
+  /// `scratchCount(tokens:)` floats (one (T, T) matrix per worker; fewer matrices mean fewer workers), or nil to
+  /// use a shared buffer kept by this enum (grown once, guarded by a lock).
+  /// forward was out = probs·v, probs = softmax(scores), scores = scale·q·kᵀ, so (dProbs, dScores (T, T))
+  ///   dv = probsᵀ·dOut,  dProbs = dOut·vᵀ,  dScores = probs ⊙ (dProbs − rowsum(dProbs ⊙ probs)),
+  ///   dq = scale·dScores·k,  dk = scale·dScoresᵀ·q.
+  /// Masked entries have probs = 0, hence dScores = 0: the causal mask needs no extra work here.
   public static func backward(dQKV: MutableFloats, dOut: Floats, qkv: Floats, probs: Floats,
                               batch: Int, tokens: Int, heads: Int, headDim: Int, causal: Bool,
                               scratch: UnsafeMutableBufferPointer<Float>? = nil, overwrite: Bool = false) {
@@ -84,13 +86,13 @@ public enum Attention {
       let dq = dBase + offset, dk = dBase + width + offset, dv = dBase + 2 * width + offset
       let p = probs + item * tokens * tokens
       let dO = dOut + b * tokens * width + offset
-      // dv (T, Dh) (+)= Pᵀ (T, T) · dOut_h (T, Dh)
+      // dv (T, Dh) (+)= probsᵀ (T, T) · dOut_h (T, Dh)
       gemm(.transpose, .noTranspose, m: tokens, n: headDim, k: tokens,
            a: p, lda: tokens, b: dO, ldb: width, beta: beta, c: dv, ldc: packed)
-      // dP (T, T) = dOut_h (T, Dh) · vᵀ (Dh, T)
+      // dProbs (T, T) = dOut_h (T, Dh) · vᵀ (Dh, T), into the dScores scratch
       gemm(.noTranspose, .transpose, m: tokens, n: tokens, k: headDim,
            a: dO, lda: width, b: v, ldb: packed, c: dScores, ldc: tokens)
-      // dS = P ⊙ (dP − Σ_j dP·P), row by row; with the causal mask only j ≤ i can be nonzero.
+      // dScores = probs ⊙ (dProbs − Σ_j dProbs·probs), row by row; with the causal mask only j ≤ i can be nonzero.
       for i in 0..<tokens {
         let dRow = dScores + i * tokens, pRow = p + i * tokens
         let visible = causal ? i + 1 : tokens
@@ -98,10 +100,10 @@ public enum Attention {
         for j in 0..<visible { dRow[j] = pRow[j] * (dRow[j] - dotDP) }
         if visible < tokens { (dRow + visible).update(repeating: 0, count: tokens - visible) }
       }
-      // dq (T, Dh) (+)= scale · dS (T, T) · k (T, Dh)
+      // dq (T, Dh) (+)= scale · dScores (T, T) · k (T, Dh)
       gemm(.noTranspose, .noTranspose, m: tokens, n: headDim, k: tokens, alpha: scale,
            a: dScores, lda: tokens, b: k, ldb: packed, beta: beta, c: dq, ldc: packed)
-      // dk (T, Dh) (+)= scale · dSᵀ (T, T) · q (T, Dh)
+      // dk (T, Dh) (+)= scale · dScoresᵀ (T, T) · q (T, Dh)
       gemm(.transpose, .noTranspose, m: tokens, n: headDim, k: tokens, alpha: scale,
            a: dScores, lda: tokens, b: q, ldb: packed, beta: beta, c: dk, ldc: packed)
     }

@@ -1,6 +1,7 @@
 // What OpenBLAS is doing in this process: the kernel it picked (after the start-up fix-up in
 // CSupport/blas_fix.c), its thread count, a self-check of one sgemm against a naive loop, and a measured
 // GFLOP/s. `rada info` prints these; training refuses to start when the self-check fails.
+// Shape letters: none (the self-check's and the benchmark's sgemm sizes are spelt out).
 import COpenBLAS
 import CSupport
 import Foundation

@@ -1,6 +1,7 @@
 // Mean cross-entropy over rows, torch.nn.functional.cross_entropy(logits, labels) with reduction "mean".
 // Shapes: logits, probs (N, K); labels (N) Int32 with 0 ≤ label < K. probs = softmax(logits) is saved for
 // backward. The loss uses log-sum-exp (never log of a probability that may underflow) summed in Double.
+// Shape letters: N rows, K classes (in the contrastive loss the classes are the gathered rows).
 import Foundation
 import Tensor
 

@@ -1,6 +1,7 @@
 // Token embedding lookup, torch.nn.Embedding: out[n] = table[ids[n]].
 // Shapes: ids (N) Int32 with 0 ≤ id < V, table (V, C), out (N, C). Callers (the tokenizer) guarantee the
 // id range; it is checked with a precondition because a bad id here is our bug, not user input.
+// Shape letters: N rows (B·T token positions), V vocab, C width.
 import Tensor
 
 public enum Embedding {
@@ -14,7 +15,7 @@ public enum Embedding {
     }
   }
 
-  /// Adds each row of dOut (N, C) into the dTable (V, C) row of its id (repeated ids accumulate).
+  /// Adds into dTable (V, C): each row of dOut (N, C) into the row of its id (repeated ids accumulate).
   /// Serial on purpose: repeated ids would make a threaded scatter race.
   public static func backward(dTable: MutableFloats, dOut: Floats, ids: UnsafePointer<Int32>,
                               count: Int, channels: Int) {

@@ -1,10 +1,12 @@
-// Shared fast math for the hot loops: a polynomial exp and erf that vectorise (no libm calls, no branches
-// the compiler cannot turn into selects), and SIMD reductions over raw float rows.
-// libm expf / erff cost several ns per element and block vectorisation (notes/swift-mpi-openblas.md).
-// Accuracy (checked in FastMathTests against Double libm): fastExp relative error < 2e-7 on [-87, 88];
-// fastErf relative error < 1e-6 everywhere. Coefficients were fitted by weighted least squares (Lawson
-// iteration to near-minimax) in Double with numpy; the fit ranges are stated beside each polynomial.
+// Shared fast math for the hot loops: a polynomial exp and erf that vectorise (no libm calls, no branches the
+// compiler cannot turn into selects), and SIMD reductions over raw float rows (libm expf / erff cost several ns
+// per element and block vectorisation, notes/swift-mpi-openblas.md). Accuracy (FastMathTests, against Double
+// libm): fastExp relative error < 2e-7 on [-87, 88]; fastErf relative error < 1e-6 everywhere.
+// Shape letters: none (rows of `count` floats).
 import Tensor
+
+// Coefficients were fitted by weighted least squares (Lawson iteration to near-minimax) in Double with numpy;
+// the fit ranges are stated beside each polynomial.
 
 // MARK: - exp
 

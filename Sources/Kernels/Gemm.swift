@@ -2,6 +2,7 @@
 //   C (m, n) = alpha · op(A) (m, k) · op(B) (k, n) + beta · C
 // op(X) is X or Xᵀ. Leading dimensions default to the dense row-major ones. Every call site carries a
 // comment with the product it computes (see STYLE.md §4).
+// Shape letters: none of the legend; m, n, k and the matrices A, B, C are BLAS's own names (this C is no width).
 import COpenBLAS
 import Tensor
 

@@ -1,5 +1,6 @@
 // Row-wise L2 normalisation, torch's x / x.norm(dim=-1, keepdim=True) (no epsilon, as open_clip's
 // F.normalize would add; a zero row is the caller's bug). Shapes: x, out (N, D); norms (N) saved.
+// Shape letters: N rows (usually B images or texts), D joint embedding dim.
 import Tensor
 
 public enum L2Normalize {

@@ -1,6 +1,7 @@
 // LayerNorm over the last axis; matches torch.nn.LayerNorm(C, eps: 1e-5) (biased variance, affine).
-// Shapes: x, out (N, C); weight, bias (C); mean, rstd (N) saved for backward. N = rows, C = channels.
+// Shapes: x, out (N, C); weight, bias (C); mean, rstd (N) saved for backward.
 // Rows are independent: forward and the dX pass thread over rows, the dWeight/dBias pass over channels.
+// Shape letters: N rows, C width (`channels`).
 import Tensor
 
 public enum LayerNorm {

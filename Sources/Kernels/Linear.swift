@@ -1,6 +1,7 @@
 // Fully connected layer, torch.nn.Linear: out = x · weightᵀ + bias, weights in torch layout (out, in).
-// Shapes: x (N, in), weight (out, in), bias (out), out (N, out); N = rows (tokens of all images/texts).
+// Shapes: x (N, in), weight (out, in), bias (out), out (N, out); in and out are the feature counts.
 // Both directions are sgemm calls through `gemm`; only the bias is a Swift loop.
+// Shape letters: N rows (tokens of all images/texts).
 import Tensor
 
 public enum Linear {
@@ -34,16 +35,16 @@ public enum Linear {
          a: x, b: weight, beta: beta, c: out)
   }
 
-  /// Adds into dX (N, in), dWeight (out, in), dBias (out); any of them nil is skipped. With `overwriteDX`, dX is
-  /// written instead of added to (saves zeroing a fresh buffer first).
+  /// Adds into dX (N, in) (writes it with `overwrite`: saves zeroing a fresh buffer first), dWeight (out, in) and
+  /// dBias (out); any of them nil is skipped.
   /// forward was out = x · Wᵀ + b, so dx = dOut · W, dW = dOutᵀ · x, db = Σ_rows dOut.
   public static func backward(dX: MutableFloats?, dWeight: MutableFloats?, dBias: MutableFloats?,
                               dOut: Floats, x: Floats, weight: Floats,
-                              rows: Int, inFeatures: Int, outFeatures: Int, overwriteDX: Bool = false) {
+                              rows: Int, inFeatures: Int, outFeatures: Int, overwrite: Bool = false) {
     if let dX {
       // dX (N, in) (+)= dOut (N, out) · weight (out, in)
       gemm(.noTranspose, .noTranspose, m: rows, n: inFeatures, k: outFeatures,
-           a: dOut, b: weight, beta: overwriteDX ? 0 : 1, c: dX)
+           a: dOut, b: weight, beta: overwrite ? 0 : 1, c: dX)
     }
     if let dWeight {
       // dWeight (out, in) += dOutᵀ (out, N) · x (N, in)

@@ -1,8 +1,8 @@
-// Threading for the non-BLAS kernels. Work is split into contiguous chunks over `Parallel.threads`
-// workers; below `minimumWork` elements it stays on the calling thread (dispatch costs more than it saves).
-// `forEachItem` is for many small matrix products (attention per (batch, head), the RAda head per sample):
-// each worker runs whole items with OpenBLAS single-threaded, instead of OpenBLAS splitting every tiny product
-// over its own pool and synchronising after each one.
+// Threading for the non-BLAS kernels. Work is split into contiguous chunks over `Parallel.threads` workers;
+// below `minimumWork` elements it stays on the calling thread (dispatch costs more than it saves). `forEachItem`
+// is for many small matrix products (attention per (batch, head), the RAda head per sample): each worker runs
+// whole items with OpenBLAS single-threaded, instead of OpenBLAS splitting every tiny product over its own pool.
+// Shape letters: none (items and chunks are counts).
 import Dispatch
 
 public enum Parallel {

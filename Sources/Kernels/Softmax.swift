@@ -1,6 +1,7 @@
 // Softmax over the last axis of a (rows, cols) matrix, as torch.softmax(x, dim=-1).
-// Shapes: x, out, probs (R, K) with R = rows, K = cols. The max is subtracted per row, so exp never
-// overflows; out doubles as the probabilities saved for backward.
+// Shapes: x, out, probs (N, cols). The max is subtracted per row, so exp never overflows; out doubles as the
+// probabilities saved for backward.
+// Shape letters: N rows (cols is K for class logits, T for attention rows).
 import Tensor
 
 public enum Softmax {
@@ -13,7 +14,7 @@ public enum Softmax {
     for j in 0..<cols { out[j] *= inverseSum }
   }
 
-  /// out (R, K) = softmax of each row of x (R, K).
+  /// out (N, cols) = softmax of each row of x (N, cols).
   public static func forward(out: MutableFloats, x: Floats, rows: Int, cols: Int) {
     Parallel.forChunks(rows, minimumWork: max(1, (1 << 14) / max(1, cols))) { start, end in
       for r in start..<end { row(out: out + r * cols, x: x + r * cols, cols: cols) }

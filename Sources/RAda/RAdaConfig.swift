@@ -1,6 +1,6 @@
 // Configuration and errors of the RAda mask head (Sec. 3 of the RAda paper; eft/trainers/rada.py
-// SimpleMultiheadAttention + CustomCLIP). Shape letters: B batch, K classes, D = E joint embedding dim,
-// H heads, Dh = D / H.
+// SimpleMultiheadAttention + CustomCLIP).
+// Shape letters: B batch, K classes, D joint embedding dim (the head's width), H heads, Dh = D / H.
 
 /// The regulariser that keeps the mask near 1: the authors' LInfLoss (mean over samples of the largest
 /// |mask - 1|), or the MSE variant they tried (mean over all B·K·D entries of (mask - 1)²).

@@ -1,6 +1,6 @@
 // The RAda mask head: forward, loss (CE + α·LInf or α·MSE) and backward, matching eft/trainers/rada.py
-// (CustomCLIP.forward, SimpleMultiheadAttention, LInfLoss). With f (B, D), t (K, D) L2-normalised features and
-// s = exp(logit_scale) a constant:
+// (CustomCLIP.forward, SimpleMultiheadAttention, LInfLoss). Shape letters: B batch, K classes, D joint dim.
+// With f (B, D), t (K, D) L2-normalised features and s = exp(logit_scale) a constant:
 //   x = s·f⊙t (B·K, D)   q1 = q_proj1(√s·f) (B, D)   q2 = q_proj2(√s·t) (K, D)   q3, k, v = q_proj3/k_proj/v_proj(x)
 //   mask = relu(1 + out_proj(attention)) (B·K, D)   logits = s·Σ_d mask·f⊙t (B, K)
 // out_proj starts at zero, so before the first step mask ≡ 1 and logits are zero-shot CLIP's s·f·tᵀ.
@@ -63,9 +63,10 @@ public final class RAdaHead {
     gemm(.noTranspose, .transpose, m: rows, n: dim, k: dim, a: x, b: weight, beta: 1, c: out)
   }
 
-  /// Adds dWeight += dOutᵀ·x, dBias += Σ_rows dOut; dX (N, D) = dOut·W (accumulate: += instead of =).
+  /// Adds into dX (N, D) += dOut·W (writes it with `overwrite`; nil skips it), dWeight (D, D) += dOutᵀ·x and
+  /// dBias (D) += Σ_rows dOut.
   static func linearBackward(dX: MutableFloats?, dWeight: MutableFloats, dBias: MutableFloats, dOut: Floats,
-                             x: Floats, weight: Floats, rows: Int, dim: Int, accumulate: Bool = false) {
+                             x: Floats, weight: Floats, rows: Int, dim: Int, overwrite: Bool = false) {
     // dWeight (D, D) += dOut (N, D)ᵀ · x (N, D)
     gemm(.transpose, .noTranspose, m: dim, n: dim, k: rows, a: dOut, b: x, beta: 1, c: dWeight)
     for r in 0..<rows {
@@ -74,7 +75,7 @@ public final class RAdaHead {
     }
     if let dX {
       // dX (N, D) (+)= dOut (N, D) · weight (D, D)
-      gemm(.noTranspose, .noTranspose, m: rows, n: dim, k: dim, a: dOut, b: weight, beta: accumulate ? 1 : 0, c: dX)
+      gemm(.noTranspose, .noTranspose, m: rows, n: dim, k: dim, a: dOut, b: weight, beta: overwrite ? 0 : 1, c: dX)
     }
   }
 
@@ -242,7 +243,7 @@ public final class RAdaHead {
     }
     // out_proj
     Self.linearBackward(dX: ws.dAttended.pointer, dWeight: dWeight(5), dBias: dBias(5), dOut: ws.dOut.readOnly,
-                        x: ws.attended.readOnly, weight: weight(5), rows: rows, dim: d)
+                        x: ws.attended.readOnly, weight: weight(5), rows: rows, dim: d, overwrite: true)
 
     // attention, per sample; dQuery2 is shared by all samples: one accumulator per worker, summed after.
     let sizes = AttentionSizes(classes: k, dim: d, heads: config.heads,
@@ -261,7 +262,7 @@ public final class RAdaHead {
                                  dKey: dKey + o, dValue: dValue + o, dAttended: dAttended + o, query1: q1 + b * d,
                                  query2: q2, query3: q3 + o, key: key + o, value: value + o,
                                  logSumExp2: lse2 + b * h, logSumExp3: lse3 + b * h, rowSoftmax1: p1 + b * h * k,
-                                 scratch: scratch + worker * stride, sizes: sizes)
+                                 scratch: scratch + worker * stride, sizes: sizes, overwrite: true)
     }
     let dq2 = ws.dQuery2.pointer
     dq2.update(from: dq2All, count: k * d)
@@ -271,17 +272,20 @@ public final class RAdaHead {
     }
 
     // projections, reverse order of forward
+    // dRelation (B·K, D) is written by v_proj's backward, then k_proj's and q_proj3's add into it.
     let dx: MutableFloats? = wantsInputs ? ws.dRelation.pointer : nil
     Self.linearBackward(dX: dx, dWeight: dWeight(4), dBias: dBias(4), dOut: ws.dValue.readOnly, x: x,
-                        weight: weight(4), rows: rows, dim: d)
+                        weight: weight(4), rows: rows, dim: d, overwrite: true)
     Self.linearBackward(dX: dx, dWeight: dWeight(3), dBias: dBias(3), dOut: ws.dKey.readOnly, x: x,
-                        weight: weight(3), rows: rows, dim: d, accumulate: true)
+                        weight: weight(3), rows: rows, dim: d)
     Self.linearBackward(dX: dx, dWeight: dWeight(2), dBias: dBias(2), dOut: ws.dQuery3.readOnly, x: x,
-                        weight: weight(2), rows: rows, dim: d, accumulate: true)
+                        weight: weight(2), rows: rows, dim: d)
     Self.linearBackward(dX: wantsInputs ? ws.dScaledText.pointer : nil, dWeight: dWeight(1), dBias: dBias(1),
-                        dOut: ws.dQuery2.readOnly, x: ws.scaledText.readOnly, weight: weight(1), rows: k, dim: d)
+                        dOut: ws.dQuery2.readOnly, x: ws.scaledText.readOnly, weight: weight(1), rows: k, dim: d,
+                        overwrite: true)
     Self.linearBackward(dX: wantsInputs ? ws.dScaledImage.pointer : nil, dWeight: dWeight(0), dBias: dBias(0),
-                        dOut: ws.dQuery1.readOnly, x: ws.scaledImage.readOnly, weight: weight(0), rows: batch, dim: d)
+                        dOut: ws.dQuery1.readOnly, x: ws.scaledImage.readOnly, weight: weight(0), rows: batch, dim: d,
+                        overwrite: true)
     guard wantsInputs else { return }
 
     // x = s·f⊙t and logits = Σ mask·x: dX_total = dX + dLogits·mask, then

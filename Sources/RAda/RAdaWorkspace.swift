@@ -2,6 +2,7 @@
 // and backward allocate nothing. The three K·K attention maps are never stored for the whole batch: each
 // worker thread owns three K·K scratch maps and processes one sample at a time; backward recomputes them from
 // the saved log-sum-exps. Row-major shapes below; "(B·K, D)" rows are sample-major (row = b·K + k).
+// Shape letters: B batch (up to maxBatch), K classes, D joint dim, H heads.
 import Kernels
 import Tensor
 

@@ -1,19 +1,20 @@
 // The attention inside RAda's mask head for ONE sample (eft/trainers/rada.py SimpleMultiheadAttention with
 // query1 = √s·f repeated K times, query2 = √s·t, query3 = key = value = s·f⊙t). Per head h, with c = 1/(√Dh·τ):
-//   A_m = K · softmax over the flattened K·K map of c·Q_m·Kᵀ        m = 1, 2, 3
-//   attended_h = ((A1 + A2 + A3) / 3) · V_h
-// Q1's K rows are identical, so A1[i, j] = p_j with p = softmax_j(c·q1·k_j): it costs O(K·Dh), not O(K²·Dh).
-// Maps 2 and 3 live in per-thread K·K scratch; backward recomputes them from the saved log-sum-exps.
-// Shapes: K classes, D width, H heads, Dh = D / H; per-sample matrices are (K, D) row-major, head h is the
-// column block [h·Dh, (h+1)·Dh) (leading dimension D).
+//   A_m = K · softmax over the flattened K·K map of c·Q_m·key_hᵀ        m = 1, 2, 3
+//   attended_h = ((A1 + A2 + A3) / 3) · value_h
+// Shape letters: K classes, D joint dim (the head's width), H heads, Dh = D / H. Per-sample matrices are (K, D)
+// row-major; head h is the column block [h·Dh, (h+1)·Dh) (leading dimension D).
 import Foundation
 import Kernels
 import Tensor
 
+// Q1's K rows are identical, so A1[i, j] = p_j with p = softmax_j(c·q1·key_j): it costs O(K·Dh), not O(K²·Dh).
+// Maps 2 and 3 live in per-thread K·K scratch; backward recomputes them from the saved log-sum-exps.
+
 struct AttentionSizes {
   let classes: Int, dim: Int, heads: Int
   var headDim: Int { dim / heads }
-  /// c = 1 / (√Dh · temperature): applied to Q·Kᵀ before the softmax.
+  /// c = 1 / (√Dh · temperature): applied to Q·keyᵀ before the softmax.
   let logitScale: Float
 }
 
@@ -38,7 +39,7 @@ enum RelationAttention {
     return (best + Float(log(sum)), Float(1 / sum))
   }
 
-  /// p (K) = softmax_j(c · q1·k_j): the one distinct row of map 1 for head h.
+  /// p (K) = softmax_j(c · q1·key_j): the one distinct row of map 1 for head h.
   @inline(__always)
   static func mapOneRow(_ p: MutableFloats, query1: Floats, key: Floats, sizes: AttentionSizes) {
     let k = sizes.classes, d = sizes.dim, dh = sizes.headDim
@@ -78,7 +79,7 @@ enum RelationAttention {
     let map2 = scratch, map3 = scratch + k * k, mixed = scratch + 2 * k * k
     for h in 0..<sizes.heads {
       let column = h * dh
-      // map2 (K, K) = c · Q2_h (K, Dh) · K_h (K, Dh)ᵀ ; map3 likewise with Q3_h
+      // map2 (K, K) = c · Q2_h (K, Dh) · key_h (K, Dh)ᵀ ; map3 likewise with Q3_h
       gemm(.noTranspose, .transpose, m: k, n: k, k: dh, alpha: sizes.logitScale, a: query2 + column, lda: d,
            b: key + column, ldb: d, c: map2)
       gemm(.noTranspose, .transpose, m: k, n: k, k: dh, alpha: sizes.logitScale, a: query3 + column, lda: d,
@@ -89,24 +90,26 @@ enum RelationAttention {
       let (lse3, inverse3) = exponentiate(map3, count: k * k)
       logSumExp2[h] = lse2; logSumExp3[h] = lse3
       mix(mixed, map2: map2, scale2: inverse2, map3: map3, scale3: inverse3, p: p, classes: k)
-      // attended_h (K, Dh) = mix (K, K) · V_h (K, Dh)
+      // attended_h (K, Dh) = mix (K, K) · value_h (K, Dh)
       gemm(.noTranspose, .noTranspose, m: k, n: dh, k: k, a: mixed, b: value + column, ldb: d,
            c: attended + column, ldc: d)
     }
   }
 
-  /// Backward for one sample: writes dQuery1 (D), dQuery3, dKey, dValue (K, D) of this sample and ADDS the
-  /// sample's share of dQuery2 (K, D) into the calling thread's accumulator.
+  /// Backward for one sample: adds into dQuery1 (D), dQuery3, dKey, dValue (K, D) of this sample (writes them with
+  /// `overwrite`) and always adds the sample's share of dQuery2 (K, D) into the calling thread's accumulator
+  /// (shared by the samples a thread processes, so it is never written).
   ///
   /// With P_m = A_m / K the normalised map and g = d loss / d mix: since mix = (A1 + A2 + A3) / 3,
   /// d loss / d A_m = g / 3, and through the flattened softmax d loss / d(c·S_m) = (K/3)·P_m ⊙ (g - <P_m, g>).
   /// For map 1 (rows identical, P1[i, j] = p_j / K) the column sums suffice: with m_j = Σ_i g[i, j],
-  /// u_j = d loss / d(q1·k_j) = c · (p_j / 3) · (m_j - Σ_l p_l m_l).
+  /// u_j = d loss / d(q1·key_j) = c · (p_j / 3) · (m_j - Σ_l p_l m_l).
   static func backward(dQuery1: MutableFloats, dQuery2: MutableFloats, dQuery3: MutableFloats, dKey: MutableFloats,
                        dValue: MutableFloats, dAttended: Floats, query1: Floats, query2: Floats, query3: Floats,
                        key: Floats, value: Floats, logSumExp2: Floats, logSumExp3: Floats, rowSoftmax1: Floats,
-                       scratch: MutableFloats, sizes: AttentionSizes) {
+                       scratch: MutableFloats, sizes: AttentionSizes, overwrite: Bool = false) {
     let k = sizes.classes, d = sizes.dim, dh = sizes.headDim, c = sizes.logitScale
+    let beta: Float = overwrite ? 0 : 1  // for this sample's own outputs; each head owns its column block
     let map2 = scratch, map3 = scratch + k * k, mixed = scratch + 2 * k * k
     let columnSums = scratch + 3 * k * k, u = columnSums + k
     let vectorEnd = k & ~15
@@ -121,10 +124,10 @@ enum RelationAttention {
       expShifted(out: map2, x: map2, count: k * k, shift: logSumExp2[h])
       expShifted(out: map3, x: map3, count: k * k, shift: logSumExp3[h])
       mix(mixed, map2: map2, scale2: 1, map3: map3, scale3: 1, p: p, classes: k)
-      // dValue_h (K, Dh) = mixᵀ (K, K) · dAttended_h (K, Dh)
+      // dValue_h (K, Dh) (+)= mixᵀ (K, K) · dAttended_h (K, Dh)
       gemm(.transpose, .noTranspose, m: k, n: dh, k: k, a: mixed, b: dAttended + column, ldb: d,
-           c: dValue + column, ldc: d)
-      // g = dMix (K, K) = dAttended_h (K, Dh) · V_h (K, Dh)ᵀ, overwriting the mix
+           beta: beta, c: dValue + column, ldc: d)
+      // g = dMix (K, K) = dAttended_h (K, Dh) · value_h (K, Dh)ᵀ, overwriting the mix
       gemm(.noTranspose, .transpose, m: k, n: k, k: dh, a: dAttended + column, lda: d, b: value + column, ldb: d,
            c: mixed)
       // <P2, g>, <P3, g> and the column sums m_j of g.
@@ -143,7 +146,7 @@ enum RelationAttention {
         while j < k { tail2 += m2[j] * g[j]; tail3 += m3[j] * g[j]; columnSums[j] += g[j]; j += 1 }
       }
       let inner2 = dot2.sum() + tail2, inner3 = dot3.sum() + tail3
-      // dS_m = c·(K/3)·P_m ⊙ (g - <P_m, g>), in place of P_m (S_m = raw Q_m·Kᵀ).
+      // dS_m = c·(K/3)·P_m ⊙ (g - <P_m, g>), in place of P_m (S_m = raw Q_m·key_hᵀ).
       let factor = c * Float(k) / 3
       for i in 0..<k {
         let g = mixed + i * k, m2 = map2 + i * k, m3 = map3 + i * k
@@ -159,18 +162,19 @@ enum RelationAttention {
       var weighted: Float = 0
       for j in 0..<k { weighted += p[j] * columnSums[j] }
       for j in 0..<k { u[j] = c * p[j] / 3 * (columnSums[j] - weighted) }
-      // dQuery3_h (K, Dh) = dS3 (K, K) · K_h (K, Dh);  dQuery2_h (K, Dh) += dS2 (K, K) · K_h (K, Dh)
+      // dQuery3_h (K, Dh) (+)= dS3 (K, K) · key_h (K, Dh);  dQuery2_h (K, Dh) += dS2 (K, K) · key_h (K, Dh)
       gemm(.noTranspose, .noTranspose, m: k, n: dh, k: k, a: map3, b: key + column, ldb: d,
-           c: dQuery3 + column, ldc: d)
+           beta: beta, c: dQuery3 + column, ldc: d)
       gemm(.noTranspose, .noTranspose, m: k, n: dh, k: k, a: map2, b: key + column, ldb: d,
            beta: 1, c: dQuery2 + column, ldc: d)
-      // dKey_h (K, Dh) = dS2ᵀ · Q2_h + dS3ᵀ · Q3_h + u ⊗ q1_h
+      // dKey_h (K, Dh) (+)= dS2ᵀ · Q2_h + dS3ᵀ · Q3_h + u ⊗ q1_h
       gemm(.transpose, .noTranspose, m: k, n: dh, k: k, a: map2, b: query2 + column, ldb: d,
-           c: dKey + column, ldc: d)
+           beta: beta, c: dKey + column, ldc: d)
       gemm(.transpose, .noTranspose, m: k, n: dh, k: k, a: map3, b: query3 + column, ldb: d,
            beta: 1, c: dKey + column, ldc: d)
       let q1 = query1 + column, dq1 = dQuery1 + column
-      for e in 0..<dh { dq1[e] = 0 }
+      // dQuery1_h (Dh) (+)= Σ_j u_j · key_j,h
+      if overwrite { for e in 0..<dh { dq1[e] = 0 } }
       for j in 0..<k {
         let uj = u[j], keyRow = key + j * d + column, dKeyRow = dKey + j * d + column
         for e in 0..<dh { dKeyRow[e] += uj * q1[e]; dq1[e] += uj * keyRow[e] }

@@ -1,6 +1,7 @@
 // Flat, aligned Float storage: the one owner of parameter, gradient, moment and activation memory.
 // Kernels work on raw pointers (`Floats`, `MutableFloats`) taken from these buffers; nothing above the
 // kernels indexes them element by element in hot loops.
+// Shape letters: none (a buffer is `count` floats; its users give the shapes).
 
 /// Read-only view of contiguous floats handed to kernels.
 public typealias Floats = UnsafePointer<Float>

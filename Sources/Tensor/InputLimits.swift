@@ -2,6 +2,7 @@
 // `Checked` arithmetic on sizes (products, sums, Double -> Int) that returns nil instead of trapping, and
 // `BoundedFile.read`, which checks a file's size against a limit before reading it into memory.
 // Callers turn a nil or a thrown `InputLimitError` into their own module's typed error naming the file and key.
+// Shape letters: none (sizes in bytes and element counts).
 import Foundation
 #if canImport(Glibc)
 import Glibc

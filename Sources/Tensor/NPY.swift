@@ -1,6 +1,7 @@
 // NumPy .npy files, format version 1.0, little endian, C order: float32, float64, int32, int64 and uint8
 // arrays. Used for `rada preprocess/embed/eval` outputs and test fixtures. Reading converts to the element
 // type asked for; writing always emits a valid v1 header padded to 64 bytes.
+// Shape letters: none (an array's shape is whatever its header says).
 import Foundation
 
 public enum NPYError: Error, CustomStringConvertible {

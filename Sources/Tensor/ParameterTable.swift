@@ -1,6 +1,7 @@
 // The parameter table: one row per tensor (name, shape, offset). Parameters, gradients and optimiser
 // moments are flat buffers that share this layout, so allreduce, checkpoints and the optimiser see one
 // contiguous range per tensor. Names are the checkpoint keys.
+// Shape letters: none (each row carries its own shape).
 
 public struct ParameterEntry: Equatable {
   public let name: String

@@ -1,6 +1,7 @@
 // Seeded, reproducible random numbers. `SeededRNG` is xoshiro256** seeded through SplitMix64; `derivedSeed`
 // hashes (seed, a, b, c) so that a random choice can depend only on (seed, epoch, sample index) and never on
 // rank count or thread timing.
+// Shape letters: none.
 
 public struct SeededRNG: RandomNumberGenerator, Codable, Equatable {
   public var state: [UInt64]

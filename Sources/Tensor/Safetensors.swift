@@ -2,6 +2,7 @@
 // {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {string: string}}, then the raw
 // little-endian tensor bytes. The reader memory-maps the file and converts F32/F16/BF16/F64 tensors to Float;
 // the writer emits F32 tensors (our checkpoints) through a temporary file, fsync and rename.
+// Shape letters: none (each tensor's shape is in the header).
 import Foundation
 #if canImport(Glibc)
 import Glibc

@@ -1,12 +1,13 @@
 // Text cleaning in front of the CLIP tokenizer: open_clip's `_clean_lower` (open_clip/tokenizer.py 3.3.0) =
 // ftfy.fix_text with its defaults (ftfy 6.3.1), Python's html.unescape twice, str.strip, whitespace collapse,
 // str.lower. Everything works on code points ([Unicode.Scalar]), as Python strings do; Swift String equality
-// would treat "é" and "e\u{301}" as equal, Python does not.
+// would treat "é" and "e\u{301}" as equal, Python does not. Python's tables are generated into
+// TextCleaningTables.swift by Tests/CLIPTests/Fixtures/tokenizer/generate_tokenizer_cases.py --tables.
+// Shape letters: none (text, not tensors).
+import Foundation
+
 // ftfy's mojibake repair (fix_encoding: "cafÃ©" -> "café") is ported with its badness heuristic, codecs and
 // byte-level repairs. Not ported: fix_surrogates (a Swift String cannot hold a lone surrogate).
-// A module of its own below CLIP: 4k of its 4.8k lines are Python's tables, generated into TextCleaningTables.swift
-// by Tests/CLIPTests/Fixtures/tokenizer/generate_tokenizer_cases.py --tables.
-import Foundation
 
 public enum TextCleaning {
   public typealias Scalars = [Unicode.Scalar]

@@ -1,6 +1,7 @@
 // Input safety of model files: architectures out of range (0 heads, patch size 0, width 2^40, 10^7 layers, eps
 // NaN or 1e300) are refused with the key named before anything is allocated, config numbers that are not
 // integers never reach Int(...), and NaN/Inf in the weights is reported at load with the tensor's name.
+// Shape letters: C width, L layers, H heads (sizes read from model files).
 import CLIP
 import Foundation
 import Tensor

@@ -2,6 +2,7 @@
 // open_clip with QuickGELU in OpenAI names, one transformers CLIPModel with exact GELU in HF names. Checks
 // embeddings, logits, loss and the gradient of EVERY parameter, plus finite differences, the forward-only
 // path, the distributed form of the contrastive loss, random init and save/load.
+// Shape letters: B batch, T tokens, P patches + 1, C width, D joint embedding dim.
 import CLIP
 import Foundation
 import Kernels

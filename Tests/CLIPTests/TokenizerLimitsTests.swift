@@ -1,6 +1,7 @@
 // Hostile text: the heap BPE used for long pieces gives exactly the ids of open_clip's rescanning loop (the
 // naive referee, kept as `rescanMerge`), a row only encodes what it can hold (the first T - 2 ids equal the full
 // encoding's), and a 500 KB word or caption tokenizes to a normal row. No timing here: speed belongs in bench.
+// Shape letters: T tokens.
 @testable import CLIP
 import Foundation
 import XCTest

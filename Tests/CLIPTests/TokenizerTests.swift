@@ -1,6 +1,7 @@
 // CLIPTokenizer against open_clip.tokenize: Fixtures/tokenizer/cases.json holds texts and the ids open_clip
 // 3.3.0 (ftfy 6.3.1, mojibake repair included) produced for them (see generate_tokenizer_cases.py). Ids are
 // integers, so every comparison is exact, and every case is asserted.
+// Shape letters: T tokens, V vocab.
 import CLIP
 import Foundation
 import XCTest

@@ -1,6 +1,7 @@
 // Loading: architecture from HF config.json, open_clip_config.json and bare OpenAI-named files, and the
 // errors for missing, unexpected and wrongly shaped tensors (each must name the tensor, the shapes and the
 // file). Broken checkpoints are made by rewriting the PyTorch fixture's tensors with our writer.
+// Shape letters: C width, D joint embedding dim.
 import CLIP
 import Foundation
 import Tensor

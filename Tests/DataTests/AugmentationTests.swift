@@ -1,9 +1,8 @@
 // Augmentation: the crop-box sampler is checked against torchvision's rules directly (bounds on area and
 // ratio, the fallback box, determinism per seed); the pixels of resized_crop for fixed boxes against
-// torchvision 0.29 + Pillow 13 fixtures (Tests/CLIPTests/Fixtures/preprocess, generate_preprocess_cases.py, and
+// torchvision 0.29 + Pillow 13 fixtures (Tests/ImagingTests/Fixtures/preprocess, generate_preprocess_cases.py, and
 // generate_cmyk_cases.py's replay for CMYK / YCCK JPEGs), exactly, since they are uint8 from the same integer
-// arithmetic.
-import CLIP
+// arithmetic. Shape letters: none (image sizes are spelt out).
 import Foundation
 import Imaging
 import Tensor
@@ -12,7 +11,7 @@ import XCTest
 
 final class AugmentationTests: XCTestCase {
   static let preprocessDir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-    .appendingPathComponent("../CLIPTests/Fixtures/preprocess").standardized
+    .appendingPathComponent("../ImagingTests/Fixtures/preprocess").standardized
 
   struct CropCase: Decodable { var file: String; var top: Int; var left: Int; var height: Int; var width: Int
     var size: Int; var expected: String }

@@ -1,6 +1,7 @@
 // The background loader with a fake `load` that sleeps a position-dependent random time (so workers finish out
 // of order): batches come back in submission order with the right items, failures name the file, skipped
 // samples are replaced and recorded the same way for 1 and 4 workers, and the prefetch window is never exceeded.
+// Shape letters: B batch.
 import Foundation
 import XCTest
 @testable import Data

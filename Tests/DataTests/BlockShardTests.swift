@@ -1,5 +1,6 @@
 // BlockShard: fixed global blocks aligned to position 0, whole blocks per rank. Checked against a naive
 // enumeration: every position exactly once, in dataset order, every block the same on any number of ranks.
+// Shape letters: N dataset size.
 import Data
 import XCTest
 

@@ -1,6 +1,7 @@
 // CoOp/Dassl layouts built in a temp dir: an OxfordPets folder with a real split_zhou JSON, Dassl few-shot
 // pickles (Fixtures/) remapped onto our root, our own few-shot JSON (drawn, saved, reused), base/new
 // subsampling, FGVC-Aircraft's text lists, ImageNet and its shifts, and the load-time data checks.
+// Shape letters: K classes, N samples.
 import Foundation
 import XCTest
 @testable import Data

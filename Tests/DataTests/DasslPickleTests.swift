@@ -1,6 +1,7 @@
 // The restricted pickle reader against pickles written by CPython's pickle module (Fixtures/make_pickles.py):
 // every Datum must match the JSON the generator wrote from the same objects, and pickles that reference any
 // global other than Dassl's Datum (os.system, eval, another class) must be refused with the global's name.
+// Shape letters: none.
 import Foundation
 import XCTest
 @testable import Data

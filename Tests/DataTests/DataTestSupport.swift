@@ -1,6 +1,7 @@
 // Helpers for the Data tests: throwaway dataset folders in a temp dir with real (1x1 PNG) image files, and the
 // pickle fixtures written by Fixtures/make_pickles.py, found relative to this file (DataTests has no bundled
 // resources).
+// Shape letters: none.
 import Foundation
 import XCTest
 @testable import Data

@@ -1,5 +1,6 @@
 // Spec parsing, imagefolder and manifest datasets on tiny folders of real PNG files. Expected samples and
 // labels are written out by hand from the folder layout each test creates.
+// Shape letters: K classes, N samples.
 import Foundation
 import XCTest
 @testable import Data

@@ -1,4 +1,6 @@
-// Few-shot selection and CoOp's base/new split on hand-made label lists.
+// Few-shot selection (`shots` per class, the same split for the same seed, original order kept) and CoOp's
+// base/new class subsampling, on hand-made label lists.
+// Shape letters: K classes, N samples.
 import XCTest
 @testable import Data
 

@@ -1,6 +1,7 @@
 // The global-batch sampler against its definition written as naive loops: (B·s + j) mod N without shuffle,
 // one permutation per epoch with shuffle (each epoch's slots cover 0..<N exactly once), identical across
 // instances, and contiguous shards whose concatenation is the global batch at every world size.
+// Shape letters: N dataset size, B global batch.
 import XCTest
 @testable import Data
 

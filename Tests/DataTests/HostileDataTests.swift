@@ -1,6 +1,7 @@
 // Input safety of dataset lists: labels that are huge, negative or not integers in manifests and split JSONs,
 // and pickles nested 300,000 deep (built bottom-up, and top-down through the memo) are refused with the file
 // named; none may trap, abort on allocation or overflow the stack.
+// Shape letters: none.
 import Foundation
 import XCTest
 @testable import Data

@@ -1,5 +1,6 @@
 // The single-process Collective has MPI's semantics for one rank; the same CollectiveCheck that launch/test
 // runs under mpirun with 2 and 3 ranks runs here on one.
+// Shape letters: none.
 import Distributed
 import Tensor
 import XCTest

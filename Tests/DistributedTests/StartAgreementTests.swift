@@ -1,5 +1,6 @@
 // The start-up agreement's comparison (which key differs first, which ranks hold which value) and the digest,
 // checked on hand-written lists; launch/tests/cluster-faults.sh runs the real cross-rank refusal under mpirun.
+// Shape letters: none.
 import Distributed
 import Foundation
 import XCTest

@@ -1,6 +1,7 @@
 // GELU (erf form) and QuickGELU against Double closed forms, finite differences, and the threaded path.
 // Forward tolerance 1e-6 + 2e-6·|ref|: fastErf is accurate to 1e-6 relative and the GELU product adds a few
 // fp32 roundings; a tanh-approximate GELU would be off by up to 5e-4 and fail.
+// Shape letters: none (element-wise over `count` values).
 import Foundation
 import Kernels
 import Tensor

@@ -2,6 +2,7 @@
 // differences for dQKV (causal and not), the causal mask (exact zeros, no influence of later tokens) and the
 // caller-provided scratch. Forward tolerance 1e-5 + 1e-5·|ref|: fp32 sgemm over Dh = 3 and T = 5 terms plus
 // fastExp (2e-7); a wrong stride, head offset or scale gives O(0.1) errors.
+// Shape letters: B batch, T tokens, C width, H heads, Dh head dim.
 import Foundation
 import Kernels
 import Tensor

@@ -1,5 +1,6 @@
 // CrossEntropy: loss and probs against a Double log-sum-exp loop, finite differences of the returned loss,
 // and the dLoss scaling. Loss tolerance 1e-5 relative: Double accumulation over fp32 log-sum-exp terms.
+// Shape letters: N rows, K classes.
 import Foundation
 import Kernels
 import Tensor

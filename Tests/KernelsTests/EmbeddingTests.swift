@@ -1,5 +1,6 @@
 // Embedding: forward is an exact row copy; backward scatters rows and repeated ids accumulate; the
 // finite-difference check covers the same through the shared harness (it is linear, so FD is exact up to fp32).
+// Shape letters: N rows, V vocab, C width.
 import Kernels
 import Tensor
 import XCTest

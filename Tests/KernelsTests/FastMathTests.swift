@@ -1,5 +1,6 @@
 // fastExp / fastErf / fastOnePlusErf against Double libm on dense grids, and the row reductions against
 // Double sums. Tolerances are the accuracy promised in FastMath.swift's header.
+// Shape letters: none.
 import Foundation
 import Kernels
 import Tensor

@@ -2,6 +2,7 @@
 // and the degenerate k = 0 case. Tolerance: fp32 accumulation of k products of unit normals gives
 // errors of order 1e-6·sqrt(k); 1e-4 relative to max(1, |ref|) leaves room and still catches any
 // wrong layout or transpose (those give O(1) errors).
+// Shape letters: none (BLAS's m, n, k).
 import Kernels
 import Tensor
 import XCTest

@@ -1,14 +1,16 @@
 // Shared helpers for the kernel tests: seeded random buffers, an elementwise closeness assertion that names
-// the tensor, the max abs diff and the first bad index, and a finite-difference gradient check.
-//
+// the tensor, the max abs diff and the first bad index, and a finite-difference gradient check that also
+// checks the backward convention (a second call must add into the gradients, not overwrite them).
+// Shape letters: none (buffers are flat `count` floats).
+import Kernels
+import Tensor
+import XCTest
+
 // Finite differences run on the Float kernels themselves (not on a Double re-implementation), so they check
 // exactly the code that trains. The objective is a random linear functional L = Σ r·out summed in Double.
 // Central differences with eps = 1e-2 have truncation error eps²/6·|L'''| ≈ 2e-5·|L'''| and Float rounding
 // noise ≈ 1e-7·Σ|r·out| / (2·eps) ≈ 5e-6·(a few) for our tiny cases; atol 1e-3 + rtol 1e-2 sits far above both
 // and far below the O(0.1–1) errors a wrong formula, index or transpose produces.
-import Kernels
-import Tensor
-import XCTest
 
 func randomBuffer(_ count: Int, seed: UInt64, scale: Double = 1) -> FloatBuffer {
   var rng = SeededRNG(seed: seed)

@@ -1,5 +1,6 @@
 // L2Normalize against a Double loop and finite differences. Forward tolerance 1e-6 + 1e-5·|ref|: unit-norm
 // outputs, fp32 dot over 21 entries.
+// Shape letters: N rows, D joint embedding dim.
 import Kernels
 import Tensor
 import XCTest

@@ -1,6 +1,7 @@
 // LayerNorm against a Double loop (forward, mean, rstd) and finite differences (dX, dWeight, dBias).
 // Forward tolerance 1e-5 + 1e-5·|ref|: normalised outputs are O(1) and fp32 sums over 20 channels err ~1e-6.
 // A row with a large mean (x ≈ 1000 + noise) checks the two-pass variance (one-pass E[x²]−E[x]² would be O(1) off).
+// Shape letters: N rows, C width (channels).
 import Kernels
 import Tensor
 import XCTest

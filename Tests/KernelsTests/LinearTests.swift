@@ -1,6 +1,7 @@
 // Linear against a naive Double loop (forward, with and without bias) and finite differences (backward).
 // Forward tolerance: fp32 sgemm over k = 13 unit-normal products errs ~1e-6; 1e-5 + 1e-5·|ref| leaves room and
 // still catches a wrong transpose or a missing bias (O(1) errors).
+// Shape letters: N rows (in and out are feature counts).
 import Kernels
 import Tensor
 import XCTest

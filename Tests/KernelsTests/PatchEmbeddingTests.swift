@@ -1,5 +1,6 @@
 // PatchEmbedding against a direct Double convolution loop (Conv2d, stride = kernel, no bias) and finite
 // differences for dWeight. Forward tolerance 1e-5 + 1e-5·|ref|: fp32 sgemm over 3·p·p = 12 products.
+// Shape letters: B batch, P patches + 1, C width.
 import Kernels
 import Tensor
 import XCTest

@@ -1,6 +1,7 @@
 // Softmax against a Double loop (including rows with huge logits that would overflow a naive exp) and
 // finite differences. Forward tolerance 1e-6 absolute + 1e-5 relative: fastExp errs 2e-7 relative and the
 // normalising sum a few fp32 ulps more.
+// Shape letters: N rows.
 import Foundation
 import Kernels
 import Tensor

@@ -3,6 +3,7 @@
 // pins our packed [q | k | v] order, head split and −inf causal mask to torch's. References are computed in
 // float64 from the same (fp32-representable) inputs; tolerances 1e-5 + 1e-5·|ref| cover fp32 arithmetic on
 // these O(1) values and reject any convention mismatch (O(0.1) errors).
+// Shape letters: B batch, T tokens, C width, H heads, Dh head dim, N rows.
 import Kernels
 import Tensor
 import XCTest

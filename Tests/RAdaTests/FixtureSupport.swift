@@ -1,5 +1,6 @@
 // Reading the fixtures written by Fixtures/generate_rada_fixtures.py and comparing arrays with a report that
 // names the tensor, the worst difference and the first index beyond tolerance.
+// Shape letters: none (fixture arrays carry their shapes).
 import Foundation
 import RAda
 import Tensor

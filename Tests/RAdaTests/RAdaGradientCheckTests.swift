@@ -3,6 +3,7 @@
 // central finite differences of it (h = 1e-6 in Double, truncation error ~1e-12) check every parameter
 // gradient and dF/dT of our Float backward. out_proj is small (no relu clipping, so no kinks within h).
 // And 20 plain-SGD training steps against torch's loss sequence.
+// Shape letters: B batch, K classes, D joint embedding dim, H heads.
 import Foundation
 import Kernels
 import RAda

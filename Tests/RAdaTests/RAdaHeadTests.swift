@@ -1,14 +1,16 @@
 // The RAda head against the authors' PyTorch formulation (float64 fixtures from float32 inputs): mask, logits,
 // loss parts, every parameter gradient and the feature gradients, for the LInf loss with a random non-zero
-// out_proj, the zero-init out_proj (zero-shot CLIP), and the MSE variant. Tolerances: float32 accumulation
-// over D = 32 with s = 100 scaled relations gives ~1e-5 relative error; 1e-4 (mask), 1e-3 (logits, relative to
-// max(1, |ref|)) and 1e-3 of each tensor's largest |gradient| leave room and still catch any wrong term
-// (a missing map, scale or transpose moves values by O(1) of that scale).
+// out_proj, the zero-init out_proj (zero-shot CLIP), and the MSE variant.
+// Shape letters: B batch, K classes, D joint embedding dim, H heads.
 import Foundation
 import Kernels
 import RAda
 import Tensor
 import XCTest
+
+// Tolerances: float32 accumulation over D = 32 with s = 100 scaled relations gives ~1e-5 relative error; 1e-4
+// (mask), 1e-3 (logits, relative to max(1, |ref|)) and 1e-3 of each tensor's largest |gradient| leave room and
+// still catch any wrong term (a missing map, scale or transpose moves values by O(1) of that scale).
 
 final class RAdaHeadTests: XCTestCase {
   struct Case {

@@ -1,5 +1,6 @@
 // Input safety in the Tensor module: checked size arithmetic, bounded file reads, and safetensors / .npy headers
 // whose shapes overflow, are negative or are not integers (each refused with the file named, never a trap).
+// Shape letters: none.
 import Foundation
 import Tensor
 import XCTest

@@ -1,5 +1,6 @@
 // .npy round trips, and a file written by numpy itself (bytes spelled out below, as numpy.save writes them
 // for np.array([[1, 2, 3], [4, 5, 6]], dtype='<i8')).
+// Shape letters: none.
 import Foundation
 import Tensor
 import XCTest

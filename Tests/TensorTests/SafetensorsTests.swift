@@ -1,5 +1,6 @@
 // safetensors: a file written by python's safetensors library (Fixtures/safetensors, generator beside it),
 // round trips through our writer, and every header/offset error naming the file and tensor.
+// Shape letters: none.
 import Foundation
 import Tensor
 import XCTest

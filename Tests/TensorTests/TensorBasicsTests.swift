@@ -1,4 +1,6 @@
-// Parameter table layout and the seeded RNG's reproducibility.
+// Parameter table layout (contiguous offsets, trainable count, decay default) and the seeded RNG: the same seed
+// gives the same stream, other seeds and argument orders of derivedSeed differ, uniforms lie in [0, 1).
+// Shape letters: none.
 import Tensor
 import XCTest
 

@@ -1,10 +1,9 @@
 // CLIP preprocessing against Pillow 13 + torchvision 0.29 + open_clip 3.3.0 (Fixtures/preprocess, written by
 // generate_preprocess_cases.py; the CMYK / YCCK JPEG cases in cmyk_cases.json by generate_cmyk_cases.py, which
 // replays the same transform with Pillow + numpy after checking the replay against every torch-made case).
-// Resize + crop results are uint8 and compared exactly; the normalised
-// tensor is compared with atol 1e-6 (torch computes (v/255 - mean)/std in float32 like we do, so the
-// values should be identical; 1e-6 only allows for a different operation order).
-import CLIP
+// Resize + crop results are uint8 and compared exactly; the normalised tensor with atol 1e-6 (torch computes
+// (v/255 - mean)/std in float32 like we do; 1e-6 only allows for a different operation order).
+// Shape letters: none (image sizes are spelt out).
 import Foundation
 import Imaging
 import Tensor

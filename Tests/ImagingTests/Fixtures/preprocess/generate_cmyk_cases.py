@@ -1,4 +1,4 @@
-# Writes the CMYK / YCCK JPEG fixtures read by ImageDecodingTests, PreprocessTests (CLIPTests) and
+# Writes the CMYK / YCCK JPEG fixtures read by ImageDecodingTests, PreprocessTests (ImagingTests) and
 # AugmentationTests (DataTests): the 4-channel JPEG variants Pillow opens in mode CMYK, and what open_clip's eval
 # transform and torchvision's resized_crop make of them.
 # Pinned: Pillow 13.0.0, numpy (python 3.11), imagecodecs 2026.3.6 (12-bit and lossless JPEG writer),

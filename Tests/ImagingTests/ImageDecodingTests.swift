@@ -2,7 +2,7 @@
 // for every source (see generate_preprocess_cases.py, and generate_cmyk_cases.py for the CMYK / YCCK JPEGs
 // listed in cmyk_cases.json). Decoded bytes are compared exactly (same libraries, same unpacking rules), and
 // the mode must be Pillow's. Broken inputs must give typed errors naming the file; valid files of a kind we
-// cannot decode must say so, never "corrupt".
+// cannot decode must say so, never "corrupt". Shape letters: none (image sizes are spelt out).
 import Foundation
 import Imaging
 import Tensor

@@ -1,4 +1,4 @@
-# Writes the preprocessing fixtures read by PreprocessTests / ImageDecodingTests (CLIPTests) and
+# Writes the preprocessing fixtures read by PreprocessTests / ImageDecodingTests (ImagingTests) and
 # AugmentationTests (DataTests, which read this folder through #filePath).
 # Pinned: Pillow 13.0.0, torchvision 0.29, torch 2.15, open_clip_torch 3.3.0, numpy (python 3.11).
 # Run: /opt/torchenv/bin/python generate_preprocess_cases.py   (from this folder)

@@ -1,6 +1,7 @@
 // Image bombs: a few hundred bytes whose header declares 60000 x 60000 pixels (PNG and JPEG), or a 1 x 10^6
 // strip, are refused before any pixel memory is allocated, with an error that says it is the size (and the
 // RADA_MAX_IMAGE_PIXELS limit), not corruption. The headers are written here byte by byte.
+// Shape letters: none (image sizes are spelt out).
 import Foundation
 import Imaging
 import XCTest
