@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What: writes the small hand-made seed files of Tests/Fuzz/corpus (the others are copies of test fixtures:
-#       pickles from Tests/DataTests/Fixtures, images from Tests/CLIPTests/Fixtures/preprocess, the safetensors
+#       pickles from Tests/DataTests/Fixtures, images from Tests/ImagingTests/Fixtures/preprocess, the safetensors
 #       fixture, a launch/configs YAML). Each target's corpus holds valid inputs the mutations start from.
 # Example: bash Tests/Fuzz/make_corpus.sh
 # Expected: the files below rewritten identically (they are committed; CI never runs this).
