@@ -23,7 +23,7 @@ import Tensor
 /// What the text tower encodes for a micro-batch.
 public enum FFTText {
   /// FFT (FLYP): sample i's caption is its class prompt. `prompts[τ][k]` for template τ and class k;
-  /// `labels[position]` the class of each dataset position. t (K, E) = normalise(Σ_τ text(prompts[τ][k])).
+  /// `labels[position]` the class of each dataset position. t (K, D) = normalise(Σ_τ text(prompts[τ][k])).
   case classPrompts(prompts: [[String]], labels: [Int])
   /// Contrastive pretraining: `captions[position]`, tokenised per step.
   case captions([String])

@@ -1,4 +1,4 @@
-// `rada embed`: CLIP embeddings of images or texts into a float32 .npy of shape (n, E), rows in input order,
+// `rada embed`: CLIP embeddings of images or texts into a float32 .npy of shape (N, D), rows in input order,
 // L2-normalised unless --no-normalize (then the projected features, open_clip encode_* without normalize).
 // Inputs: image files (open_clip's eval preprocessing), a float32 NCHW .npy of preprocessed pixels, texts
 // (open_clip's tokenizer) or an int32/int64 (n, T) .npy of token ids. One process; no MPI.
@@ -21,7 +21,7 @@ enum EmbedError: Error, CustomStringConvertible {
 
 struct Embed: ParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Write CLIP embeddings (n, E) of images or texts to a float32 .npy, in input order.")
+    abstract: "Write CLIP embeddings (N, D) of images or texts to a float32 .npy, in input order.")
 
   @OptionGroup var runtime: RuntimeOptions
   @Option(help: "Model: HF folder, open_clip folder or .safetensors with OpenAI/open_clip names.") var model: String
