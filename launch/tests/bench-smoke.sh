@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # What: `rada bench` end to end at its smallest sizes. Never timed: it checks that each subcommand runs and writes
 #       one JSON object per measurement with the documented fields (positive median, min <= median <= max, a
-#       measured sgemm ceiling, peak RSS), not how fast anything is. Covers clip (small image forward), rada (head
-#       at K = 100), data (decode + augment of generated PNGs) and scaling on 2 ranks (blocking and overlapped
-#       step, with the allreduce time and the hidden fraction in [0, 1]). Skips (77) without mpirun.
+#       measured sgemm ceiling, peak RSS), not how fast anything is. Covers clip (small image forward and
+#       fine-tuning step), rada (head at K = 100, EFT step of the small model), data (decode + augment of generated
+#       PNGs), scaling on 2 ranks (blocking and overlapped step, with the allreduce time and the hidden fraction in
+#       [0, 1]), ttt and the EFT sweep (cached losses equal to uncached). The steps are production's EFTModel and
+#       FFTModel (Sources/rada/BenchStep.swift), so this also runs them end to end. Skips (77) without mpirun.
 # Example: bash launch/tests/bench-smoke.sh .build/debug/rada
 # Expected: exit 0 and a final "bench smoke: ..." line; about 40 s with a debug build on 2 cores.
 set -uo pipefail
@@ -31,10 +33,13 @@ valid() {
     || { echo "$1 has inconsistent numbers: $line"; return 1; }
 }
 
-out="$("$rada" bench clip --models small --only image_forward "${once[@]}" 2>&1)" || fail "bench clip: $out"
+out="$("$rada" bench clip --models small --only image_forward --only finetune_step "${once[@]}" 2>&1)" \
+  || fail "bench clip: $out"
 valid clip/image_forward "$out" || fail "bench clip"
-out="$("$rada" bench rada --only head_step+k100 "${once[@]}" 2>&1)" || fail "bench rada: $out"
+valid clip/finetune_step "$out" || fail "bench clip (fine-tuning step through FFTModel)"
+out="$("$rada" bench rada --model small --only head_step+k100 --only eft_step "${once[@]}" 2>&1)" || fail "bench rada: $out"
 valid rada/head_step "$out" || fail "bench rada"
+valid rada/eft_step "$out" || fail "bench rada (EFT step through EFTModel + TowerFeatureSource)"
 out="$("$rada" bench data --count 4 --loader-threads 2 "${once[@]}" 2>&1)" || fail "bench data: $out"
 valid data/decode_augment "$out" no-flops || fail "bench data"
 # PNG at 1 and 2 loader threads (JPEG too where ImageMagick can write the test JPEGs)
