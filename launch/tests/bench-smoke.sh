@@ -8,7 +8,7 @@
 #       (Sources/rada/BenchStep.swift; `clip`'s fine-tuning step is the scaling step on one rank), so this also
 #       runs them end to end. Skips (77) without mpirun.
 # Example: bash launch/tests/bench-smoke.sh .build/debug/rada
-# Expected: exit 0 and a final "bench smoke: ..." line; about 40 s with a debug build on 2 cores.
+# Expected: exit 0 and a final "bench smoke: ..." line; about 55 s with a debug build on 2 shared cores.
 set -uo pipefail
 rada="${1:?usage: bench-smoke.sh RADA_BINARY}"
 source "$(cd "$(dirname "$0")/.." && pwd)/common.sh"
