@@ -335,14 +335,14 @@ class PillowTrainTransform:
             w, h = width, height
         return (width - w) // 2, (height - h) // 2, w, h
 
-    def __call__(self, image):
-        import numpy as np
+    def __call__(self, image):                                    # a Pillow RGB image
         from PIL import Image
         left, top, w, h = self.box(*image.size)
         image = image.crop((left, top, left + w, top + h)).resize((self.size, self.size), Image.BICUBIC)
         if self.rng.random() < 0.5:
             image = image.transpose(Image.FLIP_LEFT_RIGHT)
-        x = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255).permute(2, 0, 1)
+        x = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8).view(self.size, self.size, 3)
+        x = x.permute(2, 0, 1).float() / 255                     # (3, S, S) in [0, 1], as ToTensor
         return (x - self.mean) / self.std
 
 
