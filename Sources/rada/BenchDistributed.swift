@@ -1,11 +1,12 @@
 // `rada bench allreduce | scaling`: the multi-rank workloads (run under mpirun; launch/bench/compare drives them).
 //   allreduce: one in-place sum of a gradient-sized buffer (small config ~89 MB, ViT-B/16 ~598 MB) over all ranks;
 //              items are megabytes of the buffer.
-//   scaling:   the small-config fine-tuning step with B images per rank, gradients averaged by one allreduce;
-//              compare runs 1 rank x 1 thread B 16, 2 ranks x 1 thread B 16 each, 1 rank x 2 threads B 32.
-//              Items are images of the global batch (B x ranks).
-//              With several ranks also finetune_step_overlap: the same step with FFT's bucketed allreduces started
-//              during backward (--bucket-mb, fft.bucketMB's default 2), reporting in `extra` the allreduce time
+//   scaling:   the small-config fine-tuning step (production's FFTModel, see BenchStep.swift) with B images per
+//              rank, features gathered over ranks, gradients averaged in buckets of --bucket-mb (fft.bucketMB's
+//              default 2) whose allreduces start after backward; compare runs 1 rank x 1 thread B 16, 2 ranks x
+//              1 thread B 16 each, 1 rank x 2 threads B 32. Items are images of the global batch (B x ranks).
+//              With several ranks also finetune_step_overlap: the same step with the bucket allreduces started
+//              during backward (FFT's overlap), reporting in `extra` the allreduce time
 //              of the whole gradient alone (allreduce_s), the wait left after backward (exposed_wait_s, median over
 //              steps, slowest rank) and hidden_fraction = 1 - exposed_wait_s / allreduce_s.
 import ArgumentParser
@@ -42,7 +43,7 @@ struct BenchScaling: ParsableCommand {
   @OptionGroup var options: BenchOptions
   @Option(help: "Images per rank.") var batch = 16
   @Option(help: "Model.") var model = "small"
-  @Option(help: "Bucket size in MB of the overlapped variant (several ranks only).") var bucketMb = 2  // fft.bucketMB's default
+  @Option(help: "Gradient bucket size in MB (fft.bucketMB) of both the blocking and the overlapped step.") var bucketMb = 2  // fft.bucketMB's default
 
   func validate() throws {
     try checkRange("--batch", batch, 1...4096)
@@ -53,15 +54,22 @@ struct BenchScaling: ParsableCommand {
     let runner = try BenchRunner(options: options)
     let config = try benchConfig(model)
     let ranks = runner.world.size, batch = self.batch
+    // Production's fine-tuning step (BenchStep.swift) with TrainLoop's reducer at fft.bucketMB = --bucket-mb:
+    // blocking = every bucket's allreduce starts after backward (fft.overlap: never, or auto on one node);
+    // overlapped = buckets start as backward completes them (fft.overlap: always, or auto across nodes).
+    let bucketFloats = bucketMb * (1 << 20) / MemoryLayout<Float>.size
+    func step(overlap: Bool) throws -> BenchTrainStep {
+      try BenchTrainStep(model: try benchFineTuneModel(config, microBatch: batch, world: runner.world, overlap: overlap),
+                         positions: Array(0..<batch), world: runner.world, bucketFloats: bucketFloats, lr: 1e-5)
+    }
     try runner.measure("scaling/finetune_step", "\(model) b\(batch)x\(ranks)r", items: Double(batch * ranks),
                        flops: Double(ranks) * BenchFLOPs.fineTuneStep(config, batch: batch),
-                       setup: { try FineTuneStep(config: config, batch: batch, world: runner.world) },
-                       step: { try $0.run() })
+                       setup: { try step(overlap: false) }, step: { try $0.run() })
     guard ranks > 1 else { return }
-    let world = runner.world, bucketMb = self.bucketMb
+    let world = runner.world
     try runner.measure("scaling/finetune_step_overlap", "\(model) b\(batch)x\(ranks)r bucket\(bucketMb)mb",
                        items: Double(batch * ranks), flops: Double(ranks) * BenchFLOPs.fineTuneStep(config, batch: batch),
-                       setup: { try FineTuneStep(config: config, batch: batch, world: world, overlapBucketMB: bucketMb) },
+                       setup: { try step(overlap: true) },
                        step: { try $0.run() },
                        extra: { step in
                          // the whole gradient's allreduce on its own (median of 5), then the waits left per step
@@ -69,7 +77,7 @@ struct BenchScaling: ParsableCommand {
                          for _ in 0..<5 {
                            try world.barrier()
                            alone.append(try elapsedSeconds {
-                             try world.allReduceSum(step.gradients.pointer, count: step.gradients.count)
+                             try world.allReduceSum(step.model.gradients.pointer, count: step.model.gradients.count)
                            })
                          }
                          try world.allReduceMax(&alone)

@@ -3,7 +3,8 @@
 // trains) and through the augmented feature cache (the tower once per (epoch, sample), then head-only runs). Reports
 // each sweep's wall time, peak memory and cache size; the cached line's extra fields carry `speedup` (uncached /
 // cached wall time) and `max_rel_loss_diff` (the largest relative difference of any step's loss between the two).
-// Random weights of a preset and synthetic images written to a temporary folder; nothing of the user's is read.
+// Random weights of a preset and synthetic images written to a temporary folder (or kept in --keep-data DIR for
+// launch/bench/torch_bench.py's `sweep`, the reference loop on the same images); nothing of the user's is read.
 import ArgumentParser
 import CLIP
 import Data
@@ -22,6 +23,9 @@ struct BenchSweep: ParsableCommand {
   @Option(name: .customLong("batch-size"), help: "Global batch.") var batchSize = 32
   @Option(parsing: .upToNextOption, help: "Learning rates of the sweep.") var lrs: [Double] = [1e-3, 2e-3, 4e-3]
   @Option(parsing: .upToNextOption, help: "Alphas of the sweep.") var alphas: [Double] = [0, 0.5, 1]
+  @Option(help: ArgumentHelp("Write the synthetic images into this new folder (DIR/train/CLASS/*.png) and keep them.",
+                             discussion: "torch_bench.py sweep --data DIR runs the PyTorch reference loop on them."))
+  var keepData: String?
 
   func validate() throws {
     try checkRange("--shots", shots, 1...10_000)
@@ -30,6 +34,9 @@ struct BenchSweep: ParsableCommand {
     guard !lrs.isEmpty, !alphas.isEmpty, lrs.count * alphas.count <= 1000,
           lrs.allSatisfy({ $0.isFinite && $0 >= 0 }), alphas.allSatisfy({ $0.isFinite && $0 >= 0 }) else {
       throw ValidationError("--lrs and --alphas take 1 to 1000 combinations of finite values >= 0.")
+    }
+    if let keepData, let entries = try? FileManager.default.contentsOfDirectory(atPath: keepData), !entries.isEmpty {
+      throw ValidationError("--keep-data \(keepData) exists and is not empty; give a new folder (the images are written there).")
     }
   }
 
@@ -40,13 +47,14 @@ struct BenchSweep: ParsableCommand {
     let work = FileManager.default.temporaryDirectory.path + "/rada-bench-sweep-\(getpid())"
     defer { if world.isCoordinator { try? FileManager.default.removeItem(atPath: work) } }
     let modelPath = work + "/model.safetensors"
+    let data = keepData ?? work + "/data"
     if world.isCoordinator {
       try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
       try CLIPModel.random(config: config, seed: 1).save(path: modelPath)
       var spec = SyntheticSpec()
       spec.size = config.vision.imageSize
       spec.pretrainPerClass = 0; spec.trainPerClass = shots; spec.testPerClass = 0; spec.shiftedPerClass = 0
-      _ = try Synthetic.generate(spec, into: work + "/data")
+      _ = try Synthetic.generate(spec, into: data)
     }
     try world.barrier()
 
@@ -58,7 +66,7 @@ struct BenchSweep: ParsableCommand {
         for (i, lr) in lrs.enumerated() {
           for (j, alpha) in alphas.enumerated() {
             var c = TrainConfig()
-            c.setting = .eft; c.model.path = modelPath; c.data.train = "imagefolder:\(work)/data/train"
+            c.setting = .eft; c.model.path = modelPath; c.data.train = "imagefolder:\(data)/train"
             c.run.dir = "\(work)/\(cached ? "cached" : "plain")/lr\(i)-a\(j)"; c.run.epochs = epochs
             c.run.batchSize = batchSize; c.run.progress = .none; c.optim.lr = lr; c.rada.alpha = alpha
             c.data.cacheAugmentedFeatures = cached; c.data.loaderThreads = runner.threads

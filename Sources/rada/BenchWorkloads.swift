@@ -1,8 +1,9 @@
 // `rada bench clip | rada | ttt`: the model workloads of issue 8 on random weights and inputs.
-//   clip: image tower forward (B 32), text tower forward (B 100), full fine-tuning step (B 16: both towers
-//         forward + backward, contrastive loss, AdamW) for the small config, ViT-B/32 and ViT-B/16.
-//   rada: EFT step (frozen ViT-B/16 image forward B 32 + head forward/backward + AdamW, K 100) and the head
-//         alone on cached features (B 32, D 512, K 100 and 1000).
+//   clip: image tower forward (B 32), text tower forward (B 100), full fine-tuning step (B 16: production's
+//         FFTModel without a head, both towers forward + backward, contrastive loss, AdamW; see BenchStep.swift)
+//         for the small config, ViT-B/32 and ViT-B/16.
+//   rada: EFT step (production's EFTModel: frozen ViT-B/16 image forward B 32 through TowerFeatureSource + head
+//         forward/backward + AdamW, K 100) and the head alone on a feature matrix (B 32, D 512, K 100 and 1000).
 //   ttt:  one test image through production's TTT path (TTTViewEncoder + TestTimeAdapter): 64 views of a decoded
 //         image through the frozen image tower, head scores, one head step on the entropy of the averaged
 //         confident views, prediction, reset (K 200).
@@ -61,100 +62,6 @@ func randomUnitRows(_ n: Int, _ d: Int, seed: UInt64) -> FloatBuffer {
   return x
 }
 
-/// The AdamW every bench step uses (open_clip's fine-tuning defaults; the values do not change the timing).
-func benchAdamW(_ table: ParameterTable) throws -> Optimizer {
-  try Optimizer(config: OptimizerConfig(kind: .adamw, weightDecay: 0.1, beta1: 0.9, beta2: 0.98, epsilon: 1e-6), table: table)
-}
-
-// MARK: - Full fine-tuning step
-
-/// One CLIP fine-tuning step on B (image, text) pairs: both towers forward (saving activations), the symmetric
-/// contrastive loss of the local batch (open_clip ClipLoss, labels = diagonal), both towers backward, the
-/// gradient averaged over ranks (one blocking allreduce after backward, as DDP without overlap; or, with
-/// `overlapBucketMB`, bucketed allreduces started as backward completes each bucket, as FFT training does), AdamW.
-/// All buffers planned here.
-final class FineTuneStep {
-  let model: CLIPModel
-  let batch: Int
-  let gradients: FloatBuffer
-  let vision: VisionActivations
-  let text: TextActivations
-  let loss: ContrastiveLoss
-  let optimizer: Optimizer
-  let pixels: FloatBuffer
-  let ids: [Int32]
-  /// (B, E) gradients of the normalised embeddings
-  let dImage, dText: FloatBuffer
-  let world: Collective
-  /// With several ranks and overlap on: buckets whose allreduce starts as backward completes them (FFT's scheme).
-  let reducer: GradientReducer?
-  /// Block offsets where backward reports each layer done (the ln_1 weight, first tensor of a block).
-  let visionLayerOffsets: [Int], textLayerOffsets: [Int]
-  /// Seconds each step spent waiting for allreduces after backward (the part not hidden behind it).
-  private(set) var exposedWaits: [Double] = []
-
-  /// `overlapBucketMB`: nil averages gradients with one blocking allreduce after backward; a size in MB uses
-  /// bucketed allreduces started during backward, as FFT training does (fft.bucketMB).
-  init(config: CLIPConfig, batch: Int, world: Collective, seed: UInt64 = 1, overlapBucketMB: Int? = nil) throws {
-    model = CLIPModel.random(config: config, seed: seed)
-    self.batch = batch
-    self.world = world
-    gradients = FloatBuffer(count: model.table.totalCount)
-    vision = VisionActivations(config: config, batch: batch, saving: true)
-    text = TextActivations(config: config, batch: batch, saving: true)
-    loss = ContrastiveLoss(localRows: batch, globalRows: batch, dim: config.embedDim)
-    optimizer = try benchAdamW(model.table)
-    pixels = randomPixels(config, batch: batch, seed: seed + UInt64(world.rank) + 2)
-    ids = randomTokenRows(config, batch: batch, seed: seed + UInt64(world.rank) + 3)
-    dImage = FloatBuffer(count: batch * config.embedDim); dText = FloatBuffer(count: batch * config.embedDim)
-    let table = model.table
-    (visionLayerOffsets, textLayerOffsets) = CLIPModel.blockStartOffsets(config, in: table)
-    let gradients = self.gradients
-    reducer = overlapBucketMB.map { megabytes in
-      GradientReducer(gradients: gradients.pointer,
-                      ranges: table.entries.filter(\.isTrainable).map { ($0.offset, $0.count) },
-                      bucketFloats: megabytes * (1 << 20) / 4, world: world)
-    }
-  }
-
-  func run() throws {
-    let p = model.parameters.readOnly, e = model.config.embedDim
-    gradients.zero()
-    model.vision.forward(pixels: pixels.readOnly, batch: batch, parameters: p, activations: vision)
-    ids.withUnsafeBufferPointer { model.text.forward(ids: $0.baseAddress!, batch: batch, parameters: p, activations: text) }
-    dImage.zero(); dText.zero()
-    let result = loss.compute(imageLocal: vision.embeds.readOnly, textLocal: text.embeds.readOnly,
-                              imageGlobal: vision.embeds.readOnly, textGlobal: text.embeds.readOnly,
-                              rows: batch, columns: batch, labelOffset: 0, logitScale: model.logitScale,
-                              dImageLocal: dImage.pointer, dTextLocal: dText.pointer)
-    gradients[model.logitScaleIndex] += result.dLogitScale
-    if let reducer {
-      // back to front in the layout (text after vision), starting each bucket's allreduce as it completes
-      let ready: (Int) -> Void = { reducer.layerFinished(from: $0) }
-      ready(model.logitScaleIndex)
-      ids.withUnsafeBufferPointer {
-        model.text.backward(dEmbeds: dText.readOnly, ids: $0.baseAddress!, batch: batch, parameters: p,
-                            gradients: gradients.pointer, activations: text,
-                            afterLayer: { [textLayerOffsets] l in ready(textLayerOffsets[l]) })
-      }
-      model.vision.backward(dEmbeds: dImage.readOnly, batch: batch, parameters: p, gradients: gradients.pointer,
-                            activations: vision, afterLayer: { [visionLayerOffsets] l in ready(visionLayerOffsets[l]) })
-      try reducer.finish()
-      exposedWaits.append(reducer.lastWaitSeconds)
-    } else {
-      model.vision.backward(dEmbeds: dImage.readOnly, batch: batch, parameters: p, gradients: gradients.pointer,
-                            activations: vision)
-      ids.withUnsafeBufferPointer {
-        model.text.backward(dEmbeds: dText.readOnly, ids: $0.baseAddress!, batch: batch, parameters: p,
-                            gradients: gradients.pointer, activations: text)
-      }
-      if world.size > 1 { try world.allReduceMean(gradients.pointer, count: gradients.count) }
-    }
-    optimizer.step(parameters: model.parameters, gradients: gradients, lr: 1e-5)
-    precondition(result.loss.isFinite && e > 0, "bench fine-tuning step: loss is not finite")
-  }
-}
-
 // MARK: - clip
 
 struct BenchCLIP: ParsableCommand {
@@ -192,44 +99,17 @@ struct BenchCLIP: ParsableCommand {
                          })
       try runner.measure("clip/finetune_step", "\(name) b16", items: 16,
                          flops: BenchFLOPs.fineTuneStep(config, batch: 16),
-                         setup: { try FineTuneStep(config: config, batch: 16, world: LocalCollective()) },
-                         step: { try $0.run() })
+                         setup: { () -> BenchTrainStep in
+                           let world = LocalCollective()
+                           return try BenchTrainStep(model: try benchFineTuneModel(config, microBatch: 16, world: world,
+                                                                                   overlap: false),
+                                                     positions: Array(0..<16), world: world, lr: 1e-5)
+                         }, step: { try $0.run() })
     }
   }
 }
 
-// MARK: - RAda head
-
-/// One head step on given image features: forward, CE + α·L∞, backward, AdamW.
-final class HeadStep {
-  let head: RAdaHead
-  let workspace: RAdaWorkspace
-  let optimizer: Optimizer
-  let classFeatures: FloatBuffer
-  let batch: Int, classes: Int
-  let labels: [Int]
-  /// log(100): CLIP's trained logit scale
-  let logitScale = Float(log(100.0))
-
-  init(batch: Int, classes: Int, dim: Int = 512, seed: UInt64 = 1) throws {
-    head = try RAdaHead(config: RAdaConfig(dim: dim), seed: seed)
-    workspace = try RAdaWorkspace(config: head.config, maxBatch: batch, classes: classes)
-    optimizer = try benchAdamW(head.table)
-    classFeatures = randomUnitRows(classes, dim, seed: seed + 10)
-    self.batch = batch; self.classes = classes
-    labels = (0..<batch).map { $0 % classes }
-  }
-
-  /// Forward on f (B, D), CE + α·L∞, backward, AdamW.
-  func run(features: Floats) throws {
-    head.gradients.zero()
-    try head.forward(imageFeatures: features, textFeatures: classFeatures.readOnly, batch: batch, classes: classes,
-                     logitScale: logitScale, workspace: workspace)
-    _ = try head.loss(labels: labels, workspace: workspace)
-    try head.backward(workspace: workspace, maskLossWeight: head.config.alpha)
-    optimizer.step(parameters: head.parameters, gradients: head.gradients, lr: 1e-4)
-  }
-}
+// MARK: - RAda
 
 struct BenchRAda: ParsableCommand {
   static let configuration = CommandConfiguration(
@@ -241,24 +121,27 @@ struct BenchRAda: ParsableCommand {
   func run() throws {
     let runner = try BenchRunner(options: options)
     let config = try benchConfig(model)
-    // EFT step: frozen image forward (no saved activations) + head step. FLOPs: image forward + 3x head forward.
+    // EFT step: EFTModel with the frozen tower as its feature source (TowerFeatureSource: pixels of each position,
+    // forward without saved activations, normalise) + head forward/backward + AdamW. FLOPs: image forward + 3x head forward.
     try runner.measure("rada/eft_step", "\(model) b32 k100", items: 32,
                        flops: BenchFLOPs.visionForward(config, batch: 32)
                          + BenchFLOPs.headStep(batch: 32, classes: 100, dim: config.embedDim),
-                       setup: { () -> (CLIPModel, VisionActivations, FloatBuffer, HeadStep) in
-                         (CLIPModel.random(config: config, seed: 1), VisionActivations(config: config, batch: 32, saving: false),
-                          randomPixels(config, batch: 32, seed: 2), try HeadStep(batch: 32, classes: 100, dim: config.embedDim))
-                       }, step: { model, activations, pixels, head in
-                         model.vision.forward(pixels: pixels.readOnly, batch: 32, parameters: model.parameters.readOnly,
-                                              activations: activations)
-                         try head.run(features: activations.embeds.readOnly)
-                       })
+                       setup: { () -> BenchTrainStep in
+                         let images = randomImages(config, count: 32, seed: 2)
+                         let tower = TowerFeatureSource(model: CLIPModel.random(config: config, seed: 1), count: 32,
+                                                        loadPixels: { position, _ in images[position] })
+                         return try BenchTrainStep(model: try benchEFTModel(source: tower, microBatch: 32, classes: 100),
+                                                   positions: Array(0..<32), world: LocalCollective(), lr: 1e-4)
+                       }, step: { try $0.run() })
+    // The head alone: EFTModel on a feature matrix f (32, 512), as EFT without augmentation trains from the cache.
     for classes in [100, 1000] {
       try runner.measure("rada/head_step", "b32 d512 k\(classes)", items: 1,
                          flops: BenchFLOPs.headStep(batch: 32, classes: classes, dim: 512),
-                         setup: { () -> (HeadStep, FloatBuffer) in
-                           (try HeadStep(batch: 32, classes: classes), randomUnitRows(32, 512, seed: 5))
-                         }, step: { head, features in try head.run(features: features.readOnly) })
+                         setup: { () -> BenchTrainStep in
+                           let features = MatrixFeatureSource(matrix: randomUnitRows(32, 512, seed: 5), count: 32, dim: 512)
+                           return try BenchTrainStep(model: try benchEFTModel(source: features, microBatch: 32, classes: classes),
+                                                     positions: Array(0..<32), world: LocalCollective(), lr: 1e-4)
+                         }, step: { try $0.run() })
     }
   }
 }

@@ -2,10 +2,13 @@
 # What: `rada bench` end to end at its smallest sizes. Never timed: it checks that each subcommand runs and writes
 #       one JSON object per measurement with the documented fields (positive median, min <= median <= max, a
 #       measured sgemm ceiling, peak RSS), not how fast anything is. Covers clip (small image forward), rada (head
-#       at K = 100), data (decode + augment of generated PNGs) and scaling on 2 ranks (blocking and overlapped
-#       step, with the allreduce time and the hidden fraction in [0, 1]). Skips (77) without mpirun.
+#       at K = 100, EFT step of the small model), data (decode + augment of generated PNGs), scaling on 2 ranks
+#       (blocking and overlapped fine-tuning step, with the allreduce time and the hidden fraction in [0, 1]), ttt
+#       and the EFT sweep (cached losses equal to uncached; --keep-data keeps the images). The steps are production's EFTModel and FFTModel
+#       (Sources/rada/BenchStep.swift; `clip`'s fine-tuning step is the scaling step on one rank), so this also
+#       runs them end to end. Skips (77) without mpirun.
 # Example: bash launch/tests/bench-smoke.sh .build/debug/rada
-# Expected: exit 0 and a final "bench smoke: ..." line; about 40 s with a debug build on 2 cores.
+# Expected: exit 0 and a final "bench smoke: ..." line; about 55 s with a debug build on 2 shared cores.
 set -uo pipefail
 rada="${1:?usage: bench-smoke.sh RADA_BINARY}"
 source "$(cd "$(dirname "$0")/.." && pwd)/common.sh"
@@ -33,8 +36,9 @@ valid() {
 
 out="$("$rada" bench clip --models small --only image_forward "${once[@]}" 2>&1)" || fail "bench clip: $out"
 valid clip/image_forward "$out" || fail "bench clip"
-out="$("$rada" bench rada --only head_step+k100 "${once[@]}" 2>&1)" || fail "bench rada: $out"
+out="$("$rada" bench rada --model small --only head_step+k100 --only eft_step "${once[@]}" 2>&1)" || fail "bench rada: $out"
 valid rada/head_step "$out" || fail "bench rada"
+valid rada/eft_step "$out" || fail "bench rada (EFT step through EFTModel + TowerFeatureSource)"
 out="$("$rada" bench data --count 4 --loader-threads 2 "${once[@]}" 2>&1)" || fail "bench data: $out"
 valid data/decode_augment "$out" no-flops || fail "bench data"
 # PNG at 1 and 2 loader threads (JPEG too where ImageMagick can write the test JPEGs)
@@ -51,8 +55,14 @@ awk -v a="$(field allreduce_s "$overlap")" -v h="$(field hidden_fraction "$overl
   'BEGIN { exit !(a > 0 && h >= 0 && h <= 1) }' || fail "bench scaling: allreduce_s / hidden_fraction: $overlap"
 out="$("$rada" bench ttt --model small --views 8 --classes 10 --selected 2 "${once[@]}" 2>&1)" || fail "bench ttt: $out"
 valid ttt/image "$out" || fail "bench ttt"
-out="$("$rada" bench sweep --preset tiny --shots 1 --epochs 2 --batch-size 8 --lrs 1e-3 --alphas 0 1 --json 2>&1)" \
-  || fail "bench sweep: $out"
+scratch="$(mktemp -d)"; trap 'rm -rf "$scratch"' EXIT
+out="$("$rada" bench sweep --preset tiny --shots 1 --epochs 2 --batch-size 8 --lrs 1e-3 --alphas 0 1 --json \
+  --keep-data "$scratch/images" 2>&1)" || fail "bench sweep: $out"
+# --keep-data keeps the 16 classes x 1 shot for torch_bench.py sweep, and refuses a folder that is not empty
+[ "$(ls "$scratch"/images/train/*/*.png 2>/dev/null | wc -l)" = 16 ] || fail "bench sweep --keep-data: expected 16 PNGs in $scratch/images/train"
+refused="$("$rada" bench sweep --preset tiny --keep-data "$scratch/images" 2>&1)" \
+  && fail "bench sweep --keep-data accepted a folder that is not empty: $refused"
+grep -q "images exists and is not empty" <<< "$refused" || fail "bench sweep --keep-data: unclear refusal: $refused"
 valid sweep/eft_uncached "$out" no-flops || fail "bench sweep (uncached)"
 valid sweep/eft_cached "$out" no-flops || fail "bench sweep (cached)"
 cached="$(grep '"workload":"sweep/eft_cached"' <<< "$out")"
