@@ -152,22 +152,32 @@ public final class CLIPModel {
 
   /// Embeddings (N, D) of pixels (N, 3, imageSize, imageSize), N = count, in chunks of `chunk` images, forward only.
   public func encodeImages(pixels: [Float], count: Int, normalize: Bool = true, chunk: Int = 32) -> [Float] {
-    let s = config.vision.imageSize, e = config.embedDim, perImage = 3 * s * s
+    let perImage = 3 * config.vision.imageSize * config.vision.imageSize
     precondition(pixels.count == count * perImage, "encodeImages: \(pixels.count) floats for \(count) images of \(perImage)")
     let activations = VisionActivations(config: config, batch: min(max(count, 1), chunk), saving: false)
-    var out = [Float](repeating: 0, count: count * e)
+    var out = [Float](repeating: 0, count: count * config.embedDim)
     pixels.withUnsafeBufferPointer { px in
-      var start = 0
-      while start < count {
-        let n = min(chunk, count - start)
-        vision.forward(pixels: px.baseAddress! + start * perImage, batch: n, parameters: parameters.readOnly,
-                       activations: activations)
-        let source = normalize ? activations.embeds : activations.features
-        for i in 0..<(n * e) { out[start * e + i] = source[i] }
-        start += n
+      out.withUnsafeMutableBufferPointer { o in
+        encodeImages(pixels: px.baseAddress!, count: count, normalize: normalize, into: o.baseAddress!,
+                     activations: activations)
       }
     }
     return out
+  }
+
+  /// The same into caller-owned buffers, for a loop that encodes every step (nothing allocated): pixels
+  /// (N, 3, S, S), out (N, D); images go through the tower in chunks of `activations.batch`.
+  public func encodeImages(pixels: Floats, count: Int, normalize: Bool, into out: MutableFloats,
+                           activations: VisionActivations) {
+    let s = config.vision.imageSize, e = config.embedDim, perImage = 3 * s * s
+    var start = 0
+    while start < count {
+      let n = min(activations.batch, count - start)
+      vision.forward(pixels: pixels + start * perImage, batch: n, parameters: parameters.readOnly, activations: activations)
+      let source = normalize ? activations.embeds : activations.features
+      (out + start * e).update(from: source.pointer, count: n * e)
+      start += n
+    }
   }
 
   /// Embeddings (N, D) of token rows (N, T), N = count, in chunks, forward only.

@@ -21,6 +21,12 @@ public final class TowerFeatureSource: ImageFeatureSource {
   public let skipBadSamples: Bool
   public private(set) var badSamples: [(position: Int, reason: String)] = []
   private var knownBad: Set<Int> = []
+  /// Reused by every call (nothing allocated per step once the largest micro-batch was seen): the tower's
+  /// activations for chunks of up to `chunk` images, and the micro-batch's pixels (b, 3, S, S).
+  private var activations: VisionActivations?
+  private var pixels = FloatBuffer(count: 0)
+  /// Images per tower forward, as CLIPModel.encodeImages: a micro-batch of up to 32 goes through at once.
+  private static let chunk = 32
 
   public init(model: CLIPModel, count: Int, skipBadSamples: Bool = false, loadPixels: @escaping PixelLoader) {
     self.model = model; self.count = count; self.skipBadSamples = skipBadSamples; self.loadPixels = loadPixels
@@ -57,26 +63,41 @@ public final class TowerFeatureSource: ImageFeatureSource {
     }
   }
 
-  /// Pixels of the planned batch when `positions` is the next one in the plan, else nil.
-  private func prefetched(_ positions: [Int]) throws -> [Float]? {
-    guard let loader, let plan, cursor < planLength, plan(cursor).positions == positions else { return nil }
-    guard let batch = try loader.next() else { return nil }
+  /// Pixels of the planned batch in `pixels` when `positions` is the next one in the plan; false otherwise.
+  private func prefetched(_ positions: [Int]) throws -> Bool {
+    guard let loader, let plan, cursor < planLength, plan(cursor).positions == positions else { return false }
+    guard let batch = try loader.next() else { return false }
     cursor += 1
     topUp()
     for slot in batch.replacedSlots where knownBad.insert(batch.positions[slot]).inserted {
       let bad = loader.badSamples.first { $0.position == batch.positions[slot] }
       badSamples.append((batch.positions[slot], bad?.reason ?? "unreadable"))
     }
-    return batch.items.flatMap { $0 }
+    for (i, item) in batch.items.enumerated() { setPixels(slot: i, item) }
+    return true
+  }
+
+  private var perImage: Int { 3 * model.config.vision.imageSize * model.config.vision.imageSize }
+
+  private func setPixels(slot: Int, _ item: [Float]) {
+    precondition(item.count == perImage, "pixel loader: \(item.count) floats for an image of \(perImage)")
+    item.withUnsafeBufferPointer { (pixels.pointer + slot * perImage).update(from: $0.baseAddress!, count: perImage) }
   }
 
   public func features(positions: [Int], epoch: Int, into out: MutableFloats) throws {
-    if let pixels = try prefetched(positions) {
-      let embeds = model.encodeImages(pixels: pixels, count: positions.count, normalize: true)
-      embeds.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: embeds.count) }
-      return
-    }
-    let perImage = 3 * model.config.vision.imageSize * model.config.vision.imageSize
+    let count = positions.count
+    if pixels.count < count * perImage { pixels = FloatBuffer(count: count * perImage) }
+    let chunk = Swift.min(Swift.max(count, 1), Self.chunk)
+    let activations = self.activations.flatMap { $0.batch >= chunk ? $0 : nil }
+      ?? VisionActivations(config: model.config, batch: chunk, saving: false)
+    self.activations = activations
+    if try !prefetched(positions) { try loadInPlace(positions: positions, epoch: epoch) }
+    // At most 32 images per forward whatever the buffer's size, so results equal CLIPModel.encodeImages'.
+    model.encodeImages(pixels: pixels.readOnly, count: count, normalize: true, into: out, activations: activations)
+  }
+
+  /// Decodes the micro-batch on this thread (nothing was prefetched for it) into `pixels`.
+  private func loadInPlace(positions: [Int], epoch: Int) throws {
     var loaded: [[Float]?] = []
     for p in positions {
       do { loaded.append(try loadPixels(p, epoch)) } catch {
@@ -89,15 +110,10 @@ public final class TowerFeatureSource: ImageFeatureSource {
       throw TrainError.datasetTooSmall("every image of a batch failed to load (positions \(positions)); "
         + "first error: \(badSamples.last?.reason ?? "?")")
     }
-    var pixels = [Float]()
-    pixels.reserveCapacity(positions.count * perImage)
     for i in loaded.indices {
       // a failed slot takes the next good image of the batch, wrapping round
-      let source = loaded[i] ?? (loaded[(i + 1)...].first(where: { $0 != nil }) ?? loaded[firstGood])!
-      pixels += source
+      setPixels(slot: i, loaded[i] ?? (loaded[(i + 1)...].first(where: { $0 != nil }) ?? loaded[firstGood])!)
     }
-    let embeds = model.encodeImages(pixels: pixels, count: positions.count, normalize: true)
-    embeds.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: embeds.count) }
   }
 
   /// Every sample's features (N, D), computed once across the ranks and cached at `cachePath` (nil: no disk
