@@ -140,42 +140,55 @@ public final class CLIPTokenizer: @unchecked Sendable {
     let code = rada_gunzip_file(path, &buffer, &length)
     guard code == RADA_GZIP_OK, let buffer else { throw TokenizerError.vocabularyUnreadable(path: path, code: code) }
     defer { rada_gunzip_free(buffer) }
-    let text = String(decoding: UnsafeBufferPointer(start: buffer, count: length), as: UTF8.self)
+    let bytes = UnsafeBufferPointer(start: buffer, count: length)
 
     // bytes_to_unicode: printable Latin-1 bytes map to themselves, the other 68 to U+0100 upwards; the
     // vocabulary lists the printable ones first, then the rest, in byte order within each group.
+    // Tokens are keyed by their UTF-8 bytes as they appear in the file (parsed as bytes, not Strings: Swift's
+    // String splitting and hashing made loading take ~0.15 s, paid by every command that tokenizes).
     let printable = Array(0x21...0x7E) + Array(0xA1...0xAC) + Array(0xAE...0xFF)
     let others = (0..<256).filter { !printable.contains($0) }
     var byteID = [Int32](repeating: 0, count: 256)
-    var byteCharacter = [Unicode.Scalar](repeating: " ", count: 256)
+    var vocabulary: [[UInt8]: Int32] = [:]
+    vocabulary.reserveCapacity(Self.vocabularySize)
+    let wordEnd = Array("</w>".utf8)
     for (index, byte) in (printable + others).enumerated() {
       byteID[byte] = Int32(index)
-      byteCharacter[byte] = Unicode.Scalar(UInt32(index < printable.count ? byte : 256 + index - printable.count))!
-    }
-    var vocabulary: [String: Int32] = [:]
-    vocabulary.reserveCapacity(Self.vocabularySize)
-    for byte in 0..<256 {
-      vocabulary[String(byteCharacter[byte])] = byteID[byte]
-      vocabulary[String(byteCharacter[byte]) + "</w>"] = byteID[byte] + 256
+      let scalar = Unicode.Scalar(UInt32(index < printable.count ? byte : 256 + index - printable.count))!
+      let utf8 = Array(String(scalar).utf8)
+      vocabulary[utf8] = Int32(index)
+      vocabulary[utf8 + wordEnd] = Int32(index) + 256
     }
 
-    let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-    guard lines.count > Self.mergeCount else {
-      throw TokenizerError.vocabularyMalformed(path: path, line: lines.count,
-                                               reason: "has \(lines.count - 1) merges, expected \(Self.mergeCount)")
+    // Line 1 is a header; lines 2 ... mergeCount+1 are "first second".
+    var lineStart = 0, line = 1
+    func nextLine() -> Range<Int>? {
+      guard lineStart <= length else { return nil }
+      var end = lineStart
+      while end < length && bytes[end] != UInt8(ascii: "\n") { end += 1 }
+      defer { lineStart = end + 1; line += 1 }
+      return lineStart..<end
     }
+    _ = nextLine()
     var ranks: [UInt64: Int32] = [:]
     ranks.reserveCapacity(Self.mergeCount)
     for rank in 0..<Self.mergeCount {
-      let parts = lines[rank + 1].split(separator: " ")
-      guard parts.count == 2, let first = vocabulary[String(parts[0])], let second = vocabulary[String(parts[1])]
-      else {
-        throw TokenizerError.vocabularyMalformed(path: path, line: rank + 2,
-                                                 reason: "\"\(lines[rank + 1])\" is not a merge of two known tokens")
+      guard let range = nextLine() else {
+        throw TokenizerError.vocabularyMalformed(path: path, line: line,
+                                                 reason: "has \(rank) merges, expected \(Self.mergeCount)")
       }
-      let merged = Int32(512 + rank)
+      let text = bytes[range]
+      let space = text.firstIndex(of: UInt8(ascii: " "))
+      guard let space, !text[(space + 1)...].contains(UInt8(ascii: " ")),
+            let first = vocabulary[Array(text[..<space])], let second = vocabulary[Array(text[(space + 1)...])]
+      else {
+        throw TokenizerError.vocabularyMalformed(path: path, line: line - 1,
+          reason: "\"\(String(decoding: text.prefix(80), as: UTF8.self))\" is not a merge of two known tokens")
+      }
       ranks[UInt64(UInt32(first)) << 32 | UInt64(UInt32(second))] = Int32(rank)
-      vocabulary[String(parts[0]) + String(parts[1])] = merged
+      var merged = Array(text[..<space])
+      merged += text[(space + 1)...]
+      vocabulary[merged] = Int32(512 + rank)
     }
     self.byteID = byteID
     self.mergeRanks = ranks
