@@ -5,7 +5,7 @@
 //   EFT:       EFTModel (RAda head on an ImageFeatureSource: the frozen tower, or a feature matrix).
 //   fine-tune: FFTModel without a head, text = captions (contrastive pretraining's step, which is the step
 //              torch_bench.py's FineTuneStep measures: both towers fwd + bwd, symmetric contrastive loss, AdamW).
-// Shapes: n micro-batch, K classes, D = E joint dim, S image side.
+// Shape letters (README): b micro-batch, K classes, D joint embedding dim.
 import CLIP
 import Distributed
 import Foundation
@@ -72,7 +72,7 @@ func benchEFTModel(source: ImageFeatureSource, microBatch: Int, classes: Int, se
                       logitScale: Float(log(100.0)), microBatch: microBatch)
 }
 
-/// n already-normalised images (3, S, S) ~ N(0, 1), one array per dataset position (what a PixelLoader returns).
+/// n already-normalised images (3, imageSize, imageSize) ~ N(0, 1), one array per dataset position (what a PixelLoader returns).
 func randomImages(_ config: CLIPConfig, count: Int, seed: UInt64) -> [[Float]] {
   let perImage = 3 * config.vision.imageSize * config.vision.imageSize
   let pixels = randomPixels(config, batch: count, seed: seed)

@@ -7,7 +7,7 @@
 //   ttt:  one test image through production's TTT path (TTTViewEncoder + TestTimeAdapter): 64 views of a decoded
 //         image through the frozen image tower, head scores, one head step on the entropy of the averaged
 //         confident views, prediction, reset (K 200).
-// Shapes: B batch, K classes, D = E joint dim, S image side, T tokens, V vocab.
+// Shape letters (README): B batch, K classes, D joint embedding dim, T tokens, V vocab; `imageSize` spelt out.
 import ArgumentParser
 import CLIP
 import Distributed
@@ -26,7 +26,7 @@ func benchConfig(_ name: String) throws -> CLIPConfig {
   return config
 }
 
-/// pixels (B, 3, S, S) ~ N(0, 1): already-normalised images.
+/// pixels (B, 3, imageSize, imageSize) ~ N(0, 1): already-normalised images.
 func randomPixels(_ config: CLIPConfig, batch: Int, seed: UInt64) -> FloatBuffer {
   let s = config.vision.imageSize
   var rng = SeededRNG(seed: seed)
