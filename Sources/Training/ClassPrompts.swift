@@ -15,6 +15,7 @@ public enum ClassPrompts {
     let k = classNames.count, e = model.config.embedDim, context = model.config.text.contextLength
     let out = FloatBuffer(count: k * e)
     for template in templates {
+      if StopSignal.skipsRemainingWork() { break }  // a stop during a mid-run evaluation (TrainLoop discards it)
       let rows = tokenizer.tokenize(prompts(classNames: classNames, template: template), contextLength: context)
       let embeds = model.encodeTexts(ids: rows.flatMap { $0 }, count: k, normalize: true)
       for i in 0..<(k * e) { out[i] += embeds[i] }

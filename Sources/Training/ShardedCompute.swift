@@ -21,6 +21,8 @@ extension BlockShard {
     let mine = positions(rank: rank)
     let local = FloatBuffer(count: Swift.max(1, mine.count * width))
     for block in blocks(rank: rank) {
+      // A stop during a mid-run evaluation: the remaining rows stay zero and the loop discards the result.
+      if StopSignal.skipsRemainingWork() { break }
       try compute(block, local.pointer + (block.lowerBound - mine.lowerBound) * width)
     }
     return local

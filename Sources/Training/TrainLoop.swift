@@ -336,13 +336,24 @@ public final class TrainLoop {
       if faultPending { throw TrainError.datasetTooSmall("injected error after step \(step) (RADA_FAULT=error)") }
       var evaluated: [String: Double] = [:]
       watchdog.beat()
-      if options.evalEvery > 0 && step % options.evalEvery == 0 && step < options.totalSteps, let evaluate {
+      // A stop agreed in this step's allreduce checkpoints at once, without the evaluation.
+      if !stopRequested && options.evalEvery > 0 && step % options.evalEvery == 0 && step < options.totalSteps,
+         let evaluate {
         PhaseFault.at("eval", rank: world.rank)
+        StopSignal.abandonsEvaluation = true; StopSignal.skippedWork = false
+        defer { StopSignal.abandonsEvaluation = false }
         evaluated = try evaluate(step)
-        logEvaluation(evaluated)
         // A signal that arrived during evaluation: agree on it now, so the checkpoint below is written at once
-        // rather than after another step (the scheduler's grace period is short).
-        if !stopRequested { stopRequested = try world.allReduceMax(StopSignal.isRequested ? 1 : 0) > 0 }
+        // rather than after another step (the scheduler's grace period is short). If any rank skipped blocks
+        // for it, the evaluation is incomplete and is not recorded.
+        var flags = [StopSignal.isRequested ? 1.0 : 0, StopSignal.skippedWork ? 1 : 0]
+        try world.allReduceSum(&flags)
+        stopRequested = flags[0] > 0
+        if flags[1] > 0 {
+          if world.isCoordinator { log("step \(step): evaluation stopped by the signal; not recorded") }
+          evaluated = [:]
+        }
+        logEvaluation(evaluated)
       }
       watchdog.beat()
       let improved = noteBest(evaluated)
@@ -483,6 +494,20 @@ extension StopSignal {
   /// agreed on through the step's allreduce and end with a checkpoint.
   public static func stopIfBeforeFirstStep() throws {
     if isRequested && !loopStarted { throw TrainError.stoppedBeforeFirstStep }
+  }
+
+  /// Set by the loop while it evaluates in the middle of training: a stop request then makes sharded work
+  /// (`BlockShard.computeLocal`) skip its remaining blocks, and the loop discards that evaluation and checkpoints,
+  /// instead of finishing an evaluation that may outlast the scheduler's grace period. Every collective still runs.
+  nonisolated(unsafe) static var abandonsEvaluation = false
+  /// Set when a block was skipped that way (this rank's evaluation is incomplete).
+  nonisolated(unsafe) static var skippedWork = false
+
+  /// In a block loop: true when the remaining blocks are to be skipped (see `abandonsEvaluation`).
+  static func skipsRemainingWork() -> Bool {
+    guard abandonsEvaluation && isRequested else { return false }
+    skippedWork = true
+    return true
   }
 }
 

@@ -4,8 +4,8 @@
 #      start naming the key;
 #   2. a rank stopped (SIGSTOP) before MPI_Init, during start-up, feature encoding and evaluation: the job ends
 #      within run.collectiveTimeout (4 s) + a few seconds, naming the stopped rank (inside MPI_Init: saying so);
-#   3. SIGTERM to launch/train-local mid-loop and during feature encoding: exit 75; --resume auto then gives the
-#      same head as an uninterrupted run (bit-identical);
+#   3. SIGTERM to launch/train-local mid-loop (during an evaluation, which is abandoned and not recorded) and during
+#      feature encoding: exit 75; --resume auto then gives the same head as an uninterrupted run (bit-identical);
 #   4. resume with another model's checkpoint: refused, nothing in the run directory changed;
 #   5. every checkpoint damaged + --resume auto: refused, every checkpoint still there;
 #   6. a full disk (a 2 MB tmpfs; skipped with the reason where mount is impossible) during metrics and during a
@@ -83,6 +83,10 @@ kill -TERM $launcher; sleep 1; kill -CONT "$pid"
 wait $launcher; rc=$?
 [ $rc -eq 75 ] || fail "SIGTERM mid-loop exited $rc, expected 75: $(grep -a 'error\|stopped' "$work/t1.log" | head -3)"
 grep -q "stopped by a signal after step 4" "$work/t1.log" || fail "no checkpoint at the stop: $(grep -a stopped "$work/t1.log")"
+# Rank 0 got the stop before it scored a block: the evaluation is abandoned, not recorded with its zero rows.
+grep -q "step 4: evaluation stopped by the signal; not recorded" "$work/t1.log" \
+  || fail "the interrupted evaluation was not abandoned: $(grep -a 'eval' "$work/t1.log" | head -3)"
+grep -q '"step":4,"val/' "$work/t1/metrics.jsonl" && fail "an abandoned evaluation was recorded in metrics.jsonl"
 train --run-dir "$work/t1" --resume auto > "$work/t1b.log" 2>&1 || { cat "$work/t1b.log"; fail "resume after SIGTERM mid-loop"; }
 "$rada" selftest compare "$work/ref/head.safetensors" "$work/t1/head.safetensors" --tolerance 0 \
   || fail "SIGTERM mid-loop + resume differs from the uninterrupted run"
