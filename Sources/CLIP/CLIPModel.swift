@@ -11,7 +11,7 @@ public final class CLIPModel {
   public let config: CLIPConfig
   public let table: ParameterTable
   /// All parameters, laid out by `table`.
-  public let parameters: FloatBuffer
+  public private(set) var parameters: FloatBuffer
   public let vision: VisionTower
   public let text: TextTower
   let logitScaleOffset: Int
@@ -26,6 +26,16 @@ public final class CLIPModel {
     vision = VisionTower(config: config, table: table)
     text = TextTower(config: config, table: table)
     logitScaleOffset = table["logit_scale"]!.offset
+  }
+
+  /// Moves the parameters into `storage` (same count; typically a view into a trainer's buffer that also holds
+  /// other tensors), so the trainer updates the model in place instead of keeping a second copy. The current
+  /// values are copied over first; the previous buffer is released once nothing else holds it.
+  public func moveParameters(into storage: FloatBuffer) {
+    precondition(storage.count == parameters.count,
+                 "CLIPModel.moveParameters: \(storage.count) floats for \(parameters.count) parameters")
+    if storage.pointer != parameters.pointer { storage.pointer.update(from: parameters.readOnly, count: parameters.count) }
+    parameters = storage
   }
 
   /// Offset of each block's first tensor (its ln_1.weight) in `table`, vision and text, in layer order: when

@@ -13,6 +13,8 @@ public typealias MutableFloats = UnsafeMutablePointer<Float>
 public final class FloatBuffer {
   public let count: Int
   public let pointer: MutableFloats
+  /// For a view: the buffer whose memory this one shows (kept alive by the view, and the one that frees it).
+  private let owner: FloatBuffer?
 
   public init(count: Int) {
     precondition(count >= 0, "FloatBuffer count must be non-negative")
@@ -20,6 +22,17 @@ public final class FloatBuffer {
     let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.stride, alignment: 64)
     pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
     pointer.initialize(repeating: 0, count: max(count, 1))
+    owner = nil
+  }
+
+  /// `count` floats of `owner` from `offset`, sharing its memory (two layouts over one buffer, e.g. a model's
+  /// parameters inside a trainer's larger buffer). Writes through either are seen by both.
+  public init(viewing owner: FloatBuffer, offset: Int, count: Int) {
+    precondition(offset >= 0 && count >= 0 && offset <= owner.count - count,
+                 "FloatBuffer view \(offset)..<\(offset + count) outside a buffer of \(owner.count)")
+    self.count = count
+    pointer = owner.pointer + offset
+    self.owner = owner
   }
 
   public convenience init(_ values: [Float]) {
@@ -29,7 +42,7 @@ public final class FloatBuffer {
     }
   }
 
-  deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+  deinit { if owner == nil { UnsafeMutableRawPointer(pointer).deallocate() } }
 
   public var readOnly: Floats { Floats(pointer) }
   public subscript(index: Int) -> Float {

@@ -31,4 +31,17 @@ final class TensorBasicsTests: XCTestCase {
     XCTAssertTrue(values.allSatisfy { $0 >= 0 && $0 < 1 })
     XCTAssertEqual(values.reduce(0, +) / 10_000, 0.5, accuracy: 0.02)
   }
+
+  /// A view shares its owner's memory both ways and keeps it alive after the owner's last other reference is gone.
+  func testViewSharesAndKeepsItsOwnerAlive() {
+    var owner: FloatBuffer? = FloatBuffer((0..<10).map(Float.init))
+    let view = FloatBuffer(viewing: owner!, offset: 3, count: 4)
+    XCTAssertEqual(view.array, [3, 4, 5, 6])
+    view[0] = -1
+    XCTAssertEqual(owner![3], -1)
+    owner![6] = 60
+    XCTAssertEqual(view[3], 60)
+    owner = nil  // the view still holds the memory
+    XCTAssertEqual(view.array, [-1, 4, 5, 60])
+  }
 }

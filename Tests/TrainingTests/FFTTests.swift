@@ -194,6 +194,24 @@ final class FFTTests: XCTestCase {
     XCTAssertEqual(try CLIPModel.load(path: directory + "/run1/model.safetensors").config.embedDim, 32)
   }
 
+  /// FFTModel keeps one copy of the towers: the CLIP model's parameters are the first part of the trainer's buffer,
+  /// so an update is what the model encodes with, without syncModules (the head is still copied out by it).
+  func testTheModelsParametersAreTheTrainersBuffer() throws {
+    let model = try makeModel(alpha: 0.5, templates: 1)
+    XCTAssertEqual(model.clip.parameters.pointer, model.parameters.pointer)
+    XCTAssertEqual(model.clip.parameters.count, model.headOffset)
+    let pixels = Self.pixels(position: 0, size: 16)
+    let before = model.clip.encodeImages(pixels: pixels, count: 1, normalize: false)
+    // What an optimiser step does: write the trainer's buffer. visual.proj maps the pooled row to f linearly, so
+    // doubling it doubles the unnormalised features (exactly, in floats; the tolerance only guards the comparison).
+    let projection = try XCTUnwrap(model.table["visual.proj"])
+    for i in 0..<projection.count { model.parameters[projection.offset + i] *= 2 }
+    let after = model.clip.encodeImages(pixels: pixels, count: 1, normalize: false)
+    XCTAssertEqual(after.count, before.count)
+    XCTAssertTrue(before.contains { $0 != 0 })
+    for (a, b) in zip(after, before) { XCTAssertEqual(a, 2 * b, accuracy: 1e-6 + 1e-5 * abs(2 * b)) }
+  }
+
   /// optim.groups.*.frozen: run 1 freezes the image tower and the head, run 2 the text tower and the logit scale.
   func testFrozenGroupsStayBitIdentical() throws {
     let data = try makeData()
