@@ -73,37 +73,39 @@ done
 # 3. SIGTERM to launch/train-local: mid-loop, and during feature encoding
 # exec: the background job's PID is then train-local's own, which is what receives the TERM
 local_train() { RADA="$rada" exec "$root/launch/train-local" 2 --threads 1 -- "${common[@]}" --model "$work/tiny.safetensors" "$@"; }
-RADA_FAULT_PHASE=eval RADA_FAULT=hang RADA_FAULT_RANK=0 local_train --run-dir "$work/t1" --set run.collectiveTimeout=60 \
-  > "$work/t1.log" 2>&1 & launcher=$!
-# Rank 0 stops itself at the first evaluation (after step 4); TERM the launcher, then let the rank go on.
-for _ in $(seq 300); do grep -q "at phase eval" "$work/t1.log" && break; sleep 0.1; done
-pid=$(sed -n 's/.*at phase eval (pid \([0-9]*\)).*/\1/p' "$work/t1.log")
-[ -n "$pid" ] || { kill $launcher; fail "mid-loop fault did not fire: $(tail -3 "$work/t1.log")"; }
-kill -TERM $launcher; sleep 1; kill -CONT "$pid"
-wait $launcher; rc=$?
-[ $rc -eq 75 ] || fail "SIGTERM mid-loop exited $rc, expected 75: $(grep -a 'error\|stopped' "$work/t1.log" | head -3)"
+# term_while_stopped PHASE RUN WHAT: rank 0 stops itself (SIGSTOP) when it reaches PHASE; TERM the launcher, then
+# let the rank go on. The job must exit 75.
+term_while_stopped() {
+  local phase="$1" run="$2" what="$3" launcher pid rc
+  RADA_FAULT_PHASE=$phase RADA_FAULT=hang RADA_FAULT_RANK=0 local_train --run-dir "$work/$run" \
+    --set run.collectiveTimeout=60 > "$work/$run.log" 2>&1 & launcher=$!
+  for _ in $(seq 300); do grep -q "at phase $phase" "$work/$run.log" && break; sleep 0.1; done
+  pid=$(sed -n "s/.*at phase $phase (pid \([0-9]*\)).*/\1/p" "$work/$run.log")
+  [ -n "$pid" ] || { kill $launcher; fail "$what: the fault did not fire: $(tail -3 "$work/$run.log")"; }
+  kill -TERM $launcher; sleep 1; kill -CONT "$pid"
+  wait $launcher; rc=$?
+  [ $rc -eq 75 ] || fail "SIGTERM $what exited $rc, expected 75: $(grep -a 'error\|stopped' "$work/$run.log" | head -3)"
+}
+# resumes_to_reference RUN WHAT: --resume auto finishes RUN with the uninterrupted run's head, bit for bit.
+resumes_to_reference() {
+  train --run-dir "$work/$1" --resume auto > "$work/$1b.log" 2>&1 || { cat "$work/$1b.log"; fail "resume after SIGTERM $2"; }
+  "$rada" selftest compare "$work/ref/head.safetensors" "$work/$1/head.safetensors" --tolerance 0 \
+    || fail "SIGTERM $2 + resume differs from the uninterrupted run"
+}
+# Mid-loop: rank 0 stops at the first evaluation (after step 4).
+term_while_stopped eval t1 "mid-loop"
 grep -q "stopped by a signal after step 4" "$work/t1.log" || fail "no checkpoint at the stop: $(grep -a stopped "$work/t1.log")"
 # Rank 0 got the stop before it scored a block: the evaluation is abandoned, not recorded with its zero rows.
 grep -q "step 4: evaluation stopped by the signal; not recorded" "$work/t1.log" \
   || fail "the interrupted evaluation was not abandoned: $(grep -a 'eval' "$work/t1.log" | head -3)"
 grep -q '"step":4,"val/' "$work/t1/metrics.jsonl" && fail "an abandoned evaluation was recorded in metrics.jsonl"
-train --run-dir "$work/t1" --resume auto > "$work/t1b.log" 2>&1 || { cat "$work/t1b.log"; fail "resume after SIGTERM mid-loop"; }
-"$rada" selftest compare "$work/ref/head.safetensors" "$work/t1/head.safetensors" --tolerance 0 \
-  || fail "SIGTERM mid-loop + resume differs from the uninterrupted run"
+resumes_to_reference t1 "mid-loop"
+# During feature encoding (nothing cached yet): no checkpoint, nothing lost.
 rm -rf "$work/cache"
-RADA_FAULT_PHASE=encode RADA_FAULT=hang RADA_FAULT_RANK=0 local_train --run-dir "$work/t2" --set run.collectiveTimeout=60 \
-  > "$work/t2.log" 2>&1 & launcher=$!
-for _ in $(seq 300); do grep -q "at phase encode" "$work/t2.log" && break; sleep 0.1; done
-pid=$(sed -n 's/.*at phase encode (pid \([0-9]*\)).*/\1/p' "$work/t2.log")
-[ -n "$pid" ] || { kill $launcher; fail "encoding fault did not fire: $(tail -3 "$work/t2.log")"; }
-kill -TERM $launcher; sleep 1; kill -CONT "$pid"
-wait $launcher; rc=$?
-[ $rc -eq 75 ] || fail "SIGTERM during encoding exited $rc, expected 75: $(grep -a 'error\|stopped' "$work/t2.log" | head -3)"
+term_while_stopped encode t2 "during encoding"
 grep -q "stopped by a signal before the first step" "$work/t2.log" || fail "no stop message: $(grep -a stopped "$work/t2.log")"
 [ -z "$(ls "$work/t2/checkpoints" 2>/dev/null)" ] || fail "a checkpoint was written before the first step"
-train --run-dir "$work/t2" --resume auto > "$work/t2b.log" 2>&1 || { cat "$work/t2b.log"; fail "resume after SIGTERM during encoding"; }
-"$rada" selftest compare "$work/ref/head.safetensors" "$work/t2/head.safetensors" --tolerance 0 \
-  || fail "SIGTERM during encoding + resume differs from the uninterrupted run"
+resumes_to_reference t2 "during encoding"
 echo "SIGTERM to train-local mid-loop and during encoding: exit 75, resumed bit-identical"
 
 # 4. another model's checkpoint
