@@ -71,9 +71,9 @@ final class EFTSetting: TrainerSetting {
     let source: ImageFeatureSource
     var towerPerStep = config.data.augment && (!config.data.cacheAugmentedFeatures || config.data.skipBadSamples)
     // Bounded before the plan is built: the run visits at most steps x B (epoch, sample) pairs.
-    let (visitBound, overflow) = totalSteps.multipliedReportingOverflow(by: plan.globalBatch)
+    let visitBound = Checked.multiply(totalSteps, plan.globalBatch) ?? Int.max
     if config.data.augment && !towerPerStep, let tooLarge = AugmentedFeatureCache.memoryProblem(
-         features: overflow ? Int.max : visitBound, dim: model.config.embedDim, world: world) {
+         features: visitBound, dim: model.config.embedDim, world: world) {
       log("augmented feature cache not used: \(tooLarge); the tower runs on every augmented micro-batch")
       towerPerStep = true
     }

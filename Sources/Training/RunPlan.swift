@@ -69,8 +69,7 @@ public struct RunPlan: Sendable {
                                      shuffle: config.run.shuffle, seed: UInt64(config.run.seed))
     var steps = config.run.steps ?? 0
     if config.run.steps == nil, let epochs = config.run.epochs {
-      let (product, overflow) = epochs.multipliedReportingOverflow(by: sampler.stepsPerEpoch)
-      guard !overflow else {
+      guard let product = Checked.multiply(epochs, sampler.stepsPerEpoch) else {
         throw ConfigError.badValue(key: "run.epochs", value: "\(epochs)", reason: "\(epochs) epochs of "
           + "\(sampler.stepsPerEpoch) steps overflow the step counter; use fewer epochs")
       }
