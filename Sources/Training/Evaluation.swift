@@ -86,6 +86,12 @@ public struct Evaluator {
       if withConfusion { counts[2 + 2 * classes + label * classes + argmax] += 1 }
     }
     try world.allReduceSum(&counts)
+    // Summed over the ranks: each is a whole count of at most N samples, or another rank sent damaged data
+    // (every rank holds the same sums, so all refuse alike).
+    guard counts.allSatisfy({ Checked.integer($0, in: 0...total) != nil }) else {
+      throw AgreedFailure(description: "evaluation: the counts summed over the ranks are not whole numbers of at most "
+        + "\(total) samples (damaged data from a rank). Rerun; if it repeats, check that every rank runs the same rada.")
+    }
     let perClass = (0..<classes).map { k in counts[2 + classes + k] > 0 ? counts[2 + k] / counts[2 + classes + k] : 0 }
     let present = (0..<classes).filter { counts[2 + classes + $0] > 0 }
     let result = EvalResult(

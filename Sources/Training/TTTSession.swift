@@ -56,6 +56,7 @@ public enum TTTError: Error, CustomStringConvertible {
   case badOption(String)
   case runExists(String)
   case labelOutOfRange(index: Int, label: Int, classes: Int, spec: String)
+  case damagedOutcome(index: Int)
 
   public var description: String {
     switch self {
@@ -65,6 +66,9 @@ public enum TTTError: Error, CustomStringConvertible {
     case let .labelOutOfRange(index, label, classes, spec):
       return "\(spec): sample \(index) has label \(label) but there are \(classes) classes. "
         + "Check the dataset's class list (or --classes)."
+    case let .damagedOutcome(index):
+      return "rada ttt: the gathered prediction for image \(index) is not a class index (damaged data from a rank). "
+        + "Rerun; if it repeats, check that every rank runs the same rada binary."
     }
   }
 }
@@ -405,8 +409,12 @@ final class TTTSetting: SessionSetting {
     guard let dataset, let outcomes else { return [:] }
     var predictions: [(label: Int, before: Int, after: Int)] = []
     var labelled = 0, correctBefore = 0, correctAfter = 0, changed = 0
+    let classIndices = 0...(dataset.classNames.count - 1)
     for (i, sample) in dataset.samples.enumerated() {
-      let before = Int(outcomes[2 * i]), after = Int(outcomes[2 * i + 1])
+      // Gathered from every rank: checked, never trapped on.
+      guard let before = Checked.integer(Double(outcomes[2 * i]), in: classIndices),
+            let after = Checked.integer(Double(outcomes[2 * i + 1]), in: classIndices)
+      else { throw TTTError.damagedOutcome(index: i) }
       predictions.append((sample.label, before, after))
       if before != after { changed += 1 }
       if sample.label >= 0 {
