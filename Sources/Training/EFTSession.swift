@@ -150,16 +150,11 @@ public struct EvalSet {
   public let classFeatures: FloatBuffer
   public let source: MatrixFeatureSource
 
-  public init(spec: String, config: TrainConfig, model: CLIPModel, tokenizer: CLIPTokenizer, world: Collective,
-              cacheDirectory: String?, log: (String) -> Void) throws {
-    try self.init(dataset: try DatasetSpec.load(spec, options: try SessionParts.datasetOptions(config, forTraining: false)),
-                  config: config, model: model, modelFingerprint: ModelFingerprint(model: model), tokenizer: tokenizer,
-                  world: world, cacheDirectory: cacheDirectory, log: log)
-  }
-
   /// `modelFingerprint`: of the weights as loaded (before any broadcast), so every rank computes the same key.
+  /// `block`: images per tower forward when the features are computed (fixed global blocks, see ShardedCompute).
   public init(dataset: Dataset, config: TrainConfig, model: CLIPModel, modelFingerprint: ModelFingerprint,
-              tokenizer: CLIPTokenizer, world: Collective, cacheDirectory: String?, log: (String) -> Void) throws {
+              tokenizer: CLIPTokenizer, world: Collective, cacheDirectory: String?, block: Int = 32,
+              log: (String) -> Void) throws {
     self.dataset = dataset
     classFeatures = ClassPrompts.features(model: model, tokenizer: tokenizer, classNames: dataset.classNames,
                                           templates: config.rada.templates)
@@ -167,12 +162,13 @@ public struct EvalSet {
                                    loadPixels: SessionParts.pixelLoader(dataset: dataset, imageSize: model.config.vision.imageSize,
                                                                         augment: false, seed: 0))
     let cache = SessionParts.featureCache(dataset: dataset, model: modelFingerprint, directory: cacheDirectory)
-    source = try tower.cached(world: world, cachePath: cache.path, key: cache.key, log: log)
+    source = try tower.cached(world: world, cachePath: cache.path, key: cache.key, block: block, log: log)
   }
 
-  public func evaluate(head: RAdaHead?, logitScale: Float, world: Collective, gatherLogits: Bool = false) throws
-    -> (result: EvalResult, logits: FloatBuffer?) {
-    try Evaluator().run(source: source, labels: dataset.samples.map(\.label), classFeatures: classFeatures,
+  /// `chunk`: samples the head scores at once (Evaluator's blocks).
+  public func evaluate(head: RAdaHead?, logitScale: Float, world: Collective, chunk: Int = 64,
+                       gatherLogits: Bool = false) throws -> (result: EvalResult, logits: FloatBuffer?) {
+    try Evaluator(chunk: chunk).run(source: source, labels: dataset.samples.map(\.label), classFeatures: classFeatures,
                         classes: dataset.classNames.count, head: head, logitScale: logitScale, world: world,
                         gatherLogits: gatherLogits)
   }

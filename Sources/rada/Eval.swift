@@ -85,17 +85,13 @@ struct Eval: ParsableCommand {
       for (i, sample) in dataset.samples.enumerated() where sample.label < 0 || sample.label >= k {
         throw EvalCommandError.labelOutOfRange(index: i, label: sample.label, classes: k, spec: data)
       }
-      let classFeatures = ClassPrompts.features(model: clip, tokenizer: try CLIPTokenizer(),
-                                                classNames: dataset.classNames, templates: config.rada.templates)
-      let tower = TowerFeatureSource(model: clip, count: dataset.count,
-                                     loadPixels: SessionParts.pixelLoader(dataset: dataset, imageSize: clip.config.vision.imageSize,
-                                                                          augment: false, seed: 0))
-      let cache = SessionParts.featureCache(dataset: dataset, model: fingerprint, directory: featureCache)
-      let source = try tower.cached(world: world, cachePath: cache.path, key: cache.key, block: batchSize ?? 32, log: log)
+      let evaluation = try EvalSet(dataset: dataset, config: config, model: clip, modelFingerprint: fingerprint,
+                                   tokenizer: try CLIPTokenizer(), world: world, cacheDirectory: featureCache,
+                                   block: batchSize ?? 32, log: log)
       let trained = try head.map { _ in try SessionParts.makeHead(config: config, dim: clip.config.embedDim) }
-      let (result, logits) = try Evaluator(chunk: batchSize ?? 64).run(
-        source: source, labels: dataset.samples.map(\.label), classFeatures: classFeatures, classes: k, head: trained,
-        logitScale: SessionParts.logitScale(model: clip, config: config), world: world, gatherLogits: outLogits != nil)
+      let (result, logits) = try evaluation.evaluate(
+        head: trained, logitScale: SessionParts.logitScale(model: clip, config: config), world: world,
+        chunk: batchSize ?? 64, gatherLogits: outLogits != nil)
       let correct = Int((result.top1 * Double(result.count)).rounded())
       log("eval (\(head == nil ? "zero-shot CLIP" : "head \(head!)")): \(result.count) images, \(k) classes, \(world.size) rank(s)")
       log(String(format: "top-1 %.2f%% (%d/%d) | top-5 %.2f%% | mean per-class %.2f%%", 100 * result.top1, correct,
